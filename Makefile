@@ -1,0 +1,57 @@
+# One-command entry points. `make bench` and `make test` create the virtual environment when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# torch first, from whatever index pip is configured with; override for another build (e.g. a CPU-only wheel).
+TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
+BASICSR_PKG ?= basicsr-fixed==1.4.2
+
+# Data beside the checkout when present (CI lays ../shared there); override with ZSSR_BENCH_DATA=... or unset.
+SHARED ?= $(abspath ../shared)
+export ZSSR_BENCH_DATA ?= $(if $(wildcard $(SHARED)/datasets),$(SHARED)/datasets,)
+export ZSSR_BENCH_REFERENCE ?= $(if $(wildcard $(SHARED)/reference),$(SHARED)/reference,)
+
+DATASET ?= builtin
+METHODS ?=
+SCALES ?=
+PROTOCOL ?= rgb
+PROFILE ?= auto
+DEVICE ?= auto
+EXECUTOR ?= local
+WORKERS ?=
+OUT ?=
+RESUME ?= 1
+BENCH_ARGS = --dataset '$(DATASET)' --protocol $(PROTOCOL) --profile $(PROFILE) --device $(DEVICE) \
+	--executor $(EXECUTOR) $(if $(METHODS),--methods '$(METHODS)') $(if $(SCALES),--scales '$(SCALES)') \
+	$(if $(WORKERS),--workers $(WORKERS)) $(if $(OUT),--out '$(OUT)') $(if $(filter 0,$(RESUME)),--no-resume)
+
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+
+.PHONY: setup bench test weights list clean-venv lint
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip 'setuptools>=77' wheel cython numpy
+	$(PIP) install -q $(TORCH_PKGS)
+	$(PIP) install -q --no-build-isolation --no-deps $(BASICSR_PKG)
+	$(PIP) install -q -e '.[test]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+bench: $(STAMP)
+	$(PY) -m bench run $(BENCH_ARGS)
+
+weights: $(STAMP)
+	$(PY) -m bench weights $(if $(METHODS),--methods '$(METHODS)')
+
+list: $(STAMP)
+	$(PY) -m bench list
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

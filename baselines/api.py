@@ -1,0 +1,71 @@
+"""The small fixed interface every super-resolution method implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What a report needs to say about a method, beside its numbers."""
+
+    family: str  # "interpolation" | "internal" (trained on the test image) | "external" (pretrained)
+    training_data: str  # e.g. "none", "the test image itself", "DF2K (bicubic x4)"
+    degradation: str  # the degradation the method assumes, e.g. "bicubic", "real-world synthetic"
+    licence: str = "n/a"
+    parameters: int | None = None
+    paper: str = ""
+    notes: str = ""
+
+
+class MethodUnavailable(RuntimeError):
+    """The method cannot run here (weights missing, dependency absent); the message says why and what to do."""
+
+
+class Method:
+    """Base class. Subclasses set `name`, `info`, `scales` and implement `upscale`.
+
+    Images are float tensors N x 3 x H x W in [0, 1] on the method's device. ZSSR trains inside `upscale`,
+    so its time includes training; it reports the training share in `last_stats["seconds-train"]`.
+    """
+
+    name: str = ""
+    info: MethodInfo = MethodInfo(family="interpolation", training_data="none", degradation="none")
+    scales: tuple[int, ...] | None = None  # None: any integer scale >= 2
+
+    def __init__(self, profile: str = "paper") -> None:
+        # "paper": the published configuration; "quick": a cheaper one for CPUs (labelled as such in reports)
+        self.profile = profile
+        self.device = torch.device("cpu")
+        self.last_stats: dict[str, Any] = {}
+
+    def supports(self, scale: int) -> bool:
+        return self.scales is None or scale in self.scales
+
+    def native_scale(self, scale: int) -> bool:
+        """False when the output is produced at another scale and resized (such rows are labelled)."""
+        return True
+
+    def setup(self, device: torch.device) -> None:
+        """Load weights and move to `device`; timed as the load phase. Raise MethodUnavailable if impossible."""
+        self.device = device
+
+    def upscale(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """The full configuration, written to run.json (must be JSON-serialisable)."""
+        return {}
+
+    def set_seed(self, seed: int) -> None:
+        """Called before every cell so that a cell's result does not depend on what ran before."""
+
+
+@dataclass
+class MethodSpec:
+    """A registered method name with the settings it was made from (profile-dependent)."""
+
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,38 @@
+"""The method registry. Adding a method is one module and one line here."""
+from __future__ import annotations
+
+from typing import Any
+
+from baselines.api import Method
+from baselines.registry import LazyRegistry
+
+METHODS: LazyRegistry[type[Method]] = LazyRegistry("method")
+
+# interpolation
+METHODS.register("bicubic", "baselines.interpolation:Bicubic")
+METHODS.register("lanczos", "baselines.interpolation:Lanczos")
+# internal learning: ZSSR presets (zssr/ holds the algorithm; baselines/zssr_method.py adapts it)
+METHODS.register("zssr-original", "baselines.zssr_method:ZSSROriginal")
+METHODS.register("zssr-original-gradual", "baselines.zssr_method:ZSSROriginalGradual")
+METHODS.register("zssr-modified", "baselines.zssr_method:ZSSRModified")
+METHODS.register("zssr-gradual", "baselines.zssr_method:ZSSRGradual")
+METHODS.register("zssr-modified-gradual", "baselines.zssr_method:ZSSRModifiedGradual")
+# external learning: pretrained networks
+METHODS.register("realesrgan-x4plus", "baselines.pretrained:RealESRGANx4plus")
+METHODS.register("realesrgan-x4plus-anime", "baselines.pretrained:RealESRGANx4plusAnime")
+METHODS.register("realesr-animevideov3", "baselines.pretrained:RealESRAnimeVideoV3")
+METHODS.register("dat-light", "baselines.pretrained:DATLight")
+METHODS.register("esrgan", "baselines.pretrained:ESRGAN")
+METHODS.register("rrdb-psnr", "baselines.pretrained:RRDBPSNR")
+
+CHECKPOINT_PREFIX = "checkpoint:"
+
+
+def create_method(name: str, profile: str = "paper", **kwargs: Any) -> Method:
+    """Instantiate a method by name; `checkpoint:<path>` loads any checkpoint spandrel recognises."""
+    if name.startswith(CHECKPOINT_PREFIX):
+        from baselines.checkpoint import CheckpointMethod
+
+        return CheckpointMethod(name[len(CHECKPOINT_PREFIX):], profile=profile, **kwargs)
+    cls = METHODS.resolve(name)
+    return cls(profile=profile, **kwargs)
