@@ -1,0 +1,202 @@
+"""Dataset registry: one declarative TOML file per dataset under datasets/, or a folder of images.
+
+Where an image comes from, in order: the data root (ZSSR_BENCH_DATA/<dataset>/<file>), the cache
+(ZSSR_BENCH_CACHE/datasets/<dataset>/<file>), then its public source, verified by checksum before caching.
+`builtin` images are read from the installed scikit-image package. A folder given as DATASET is a dataset whose
+subfolders are categories.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench import paths
+from bench.fetch import DownloadError, atomic_write, download, sha256_bytes, sha256_file
+from bench.images import IMAGE_SUFFIXES, ImageError, load_image
+
+PACKAGE_SCHEME = "package:"  # package:<module>/<path inside the installed package>
+
+
+class DatasetError(RuntimeError):
+    pass
+
+
+def pixels_sha256(img: np.ndarray) -> str:
+    """Checksum of decoded pixel content (shape + uint8 bytes), independent of how the file was encoded."""
+    h = hashlib.sha256(f"{img.shape}".encode())
+    h.update(np.ascontiguousarray(img, dtype=np.uint8).tobytes())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class DatasetImage:
+    name: str
+    category: str
+    file: str
+    pixels_sha256: str | None = None
+    sha256: str | None = None  # of the file as published (for direct downloads)
+    url: str | None = None
+    processing: str = "none"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    version: str
+    description: str
+    images: tuple[DatasetImage, ...]
+    default_scales: tuple[int, ...] = (2, 3, 4)
+    licence: str = ""
+    source: str = ""
+    folder: Path | None = None  # set for folder datasets
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted({im.category for im in self.images})
+
+    def load(self, image: DatasetImage) -> np.ndarray:
+        """The verified uint8 HR image."""
+        if self.folder is not None:
+            return load_image(self.folder / image.file)
+        if image.url and image.url.startswith(PACKAGE_SCHEME):
+            img = _apply_processing(_load_package_file(image.url), image.processing, image.url)
+            _verify_pixels(img, image, image.url)
+            return img
+        root = paths.data_root()
+        if root is not None and (root / self.name / image.file).is_file():
+            local = root / self.name / image.file
+            img = load_image(local)
+            _verify_pixels(img, image, str(local))
+            return img
+        cached = paths.cache_root() / "datasets" / self.name / image.file
+        if cached.is_file():
+            img = load_image(cached)
+            try:
+                _verify_pixels(img, image, str(cached))
+                return img
+            except DatasetError:
+                cached.unlink()  # corrupt cache entry: fetch again
+        return self._download(image, cached)
+
+    def _download(self, image: DatasetImage, cached: Path) -> np.ndarray:
+        if not image.url:
+            raise DatasetError(
+                f"{self.name}/{image.file}: not under ZSSR_BENCH_DATA ({paths.data_root()}) nor in the cache, and it "
+                "has no public source; point ZSSR_BENCH_DATA at a folder holding "
+                f"{self.name}/{image.file}"
+            )
+        try:
+            data = download(image.url)
+        except DownloadError as exc:
+            raise DatasetError(
+                f"{self.name}/{image.file}: not found locally and the download failed ({exc}); set ZSSR_BENCH_DATA "
+                "to a local copy of the datasets or check the network"
+            ) from exc
+        # Pixels are authoritative (a lossless re-encode is fine); the file checksum only when no pixel one exists.
+        if not image.pixels_sha256 and image.sha256 and sha256_bytes(data) != image.sha256:
+            raise DatasetError(
+                f"{self.name}/{image.file}: checksum mismatch for the file downloaded from {image.url} "
+                f"(expected {image.sha256}, got {sha256_bytes(data)}); it was not cached"
+            )
+        tmp = cached.with_name(cached.name + ".download")
+        atomic_write(tmp, data)
+        try:
+            img = _apply_processing(load_image(tmp), image.processing, image.url)
+            _verify_pixels(img, image, image.url)
+        finally:
+            tmp.unlink(missing_ok=True)
+        buf = io.BytesIO()
+        from PIL import Image
+
+        Image.fromarray(img).save(buf, format="PNG")
+        atomic_write(cached, buf.getvalue())
+        return img
+
+
+def _verify_pixels(img: np.ndarray, image: DatasetImage, where: str) -> None:
+    if image.pixels_sha256 and pixels_sha256(img) != image.pixels_sha256:
+        raise DatasetError(
+            f"{where}: pixel checksum mismatch for {image.file} (expected {image.pixels_sha256[:12]}..., got "
+            f"{pixels_sha256(img)[:12]}...); the file differs from the published one: replace it or remove it "
+            "to download it again"
+        )
+
+
+_CROP = re.compile(r"crop x=(\d+) y=(\d+) w=(\d+) h=(\d+)")
+
+
+def _apply_processing(img: np.ndarray, processing: str, where: str) -> np.ndarray:
+    if processing in ("", "none", "none (lossless copy)"):
+        return img
+    match = _CROP.search(processing)
+    if match and processing.startswith("crop"):
+        x, y, w, h = map(int, match.groups())
+        return np.ascontiguousarray(img[y : y + h, x : x + w])
+    raise DatasetError(f"{where}: processing {processing!r} cannot be reproduced automatically; use ZSSR_BENCH_DATA")
+
+
+def _load_package_file(url: str) -> np.ndarray:
+    import importlib.util
+
+    module, _, rel = url[len(PACKAGE_SCHEME):].partition("/")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError(f"{url}: package {module!r} is not installed")
+    return load_image(Path(list(spec.submodule_search_locations)[0]) / rel)
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in paths.DATASET_DEFS.glob("*.toml"))
+
+
+def load_dataset(name_or_path: str) -> Dataset:
+    candidate = Path(name_or_path).expanduser()
+    if name_or_path not in available() and candidate.is_dir():
+        return folder_dataset(candidate)
+    definition = paths.DATASET_DEFS / f"{name_or_path}.toml"
+    if not definition.is_file():
+        close = difflib.get_close_matches(name_or_path, available(), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else f" Known: {', '.join(available())}."
+        raise DatasetError(f"unknown dataset {name_or_path!r} (and no such folder).{hint}")
+    spec = tomllib.loads(definition.read_text())
+    images = tuple(DatasetImage(**im) for im in spec.pop("images"))
+    _check_unique(images, name_or_path)
+    return Dataset(
+        name=spec.pop("name"), version=str(spec.pop("version")), description=spec.pop("description", ""),
+        images=images, default_scales=tuple(spec.pop("default_scales", (2, 3, 4))),
+        licence=spec.pop("licence", ""), source=spec.pop("source", ""), extra=spec,
+    )
+
+
+def folder_dataset(folder: Path) -> Dataset:
+    """A user's folder: images directly inside get the folder's name as category; subfolders are categories."""
+    folder = folder.resolve()
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DatasetError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    images = []
+    for p in files:
+        rel = p.relative_to(folder)
+        category = rel.parts[0] if len(rel.parts) > 1 else folder.name
+        images.append(DatasetImage(name=p.stem, category=category, file=str(rel)))
+    images_t = tuple(images)
+    _check_unique(images_t, str(folder))
+    digest = hashlib.sha256("\n".join(f"{im.file}:{sha256_file(folder / im.file)}" for im in images_t).encode())
+    return Dataset(name=folder.name, version=f"folder-{digest.hexdigest()[:12]}", description=f"images under {folder}",
+                   images=images_t, default_scales=(2, 4), source=str(folder), folder=folder)
+
+
+def _check_unique(images: tuple[DatasetImage, ...], where: str) -> None:
+    seen: dict[str, str] = {}
+    for im in images:
+        if im.name in seen:
+            raise DatasetError(f"{where}: two images are both named {im.name!r} ({seen[im.name]}, {im.file}); rename one")
+        seen[im.name] = im.file

@@ -1,0 +1,193 @@
+"""Figures (matplotlib, Agg backend, PNG) under <run>/figures/. Every function returns the paths it wrote."""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.report.load import TIME_METRIC, RunData  # noqa: E402
+from bench.report.tables import mean_ci, paired_differences  # noqa: E402
+
+FAMILY_COLOURS = {"interpolation": "#7f7f7f", "internal": "#d62728", "external": "#1f77b4", "other": "#2ca02c"}
+MARKERS = "osD^vP*Xh<>"
+DPI = 110
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "x"
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _method_style(data: RunData, methods: list[str]) -> dict[str, dict]:
+    per_family: dict[str, int] = {}
+    style = {}
+    for m in methods:
+        fam = data.family(m)
+        k = per_family.get(fam, 0)
+        per_family[fam] = k + 1
+        style[m] = {"color": FAMILY_COLOURS.get(fam, FAMILY_COLOURS["other"]), "marker": MARKERS[k % len(MARKERS)]}
+    return style
+
+
+def tradeoff(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Path | None:
+    """Quality (one panel per quality metric) against mean seconds per image, log time axis."""
+    metrics = [m for m in data.quality_metrics if m in set(df["metric"])]
+    methods = data.methods_in(df)
+    if not metrics or TIME_METRIC not in set(df["metric"]):
+        return None
+    style = _method_style(data, methods)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for m in methods:
+            sub = df[df["method"] == m]
+            t, _, nt = mean_ci(sub.loc[sub["metric"] == TIME_METRIC, "value"])
+            q, qci, nq = mean_ci(sub.loc[sub["metric"] == metric, "value"])
+            if nt == 0 or nq == 0 or not (t > 0):
+                continue
+            ax.errorbar([t], [q], yerr=[qci] if np.isfinite(qci) else None, fmt=style[m]["marker"],
+                        color=style[m]["color"], capsize=3, label=m, markersize=7)
+            ax.annotate(m, (t, q), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel("mean seconds per image (log)")
+        arrow = "↑ better" if data.higher_is_better(metric) else "↓ better"
+        ax.set_ylabel(f"{metric} ({arrow})")
+        ax.grid(True, which="both", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8,
+                   bbox_to_anchor=(0.5, -0.12))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def category_bars(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Path | None:
+    """Grouped bars: categories x methods, one panel per quality metric, 95 % CI whiskers."""
+    metrics = [m for m in data.quality_metrics if m in set(df["metric"])]
+    methods = data.methods_in(df)
+    categories = sorted(set(df["category"]))
+    if not metrics or not methods:
+        return None
+    style = _method_style(data, methods)
+    width = 0.8 / max(len(methods), 1)
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(6, 1.2 * len(categories) * max(1, len(methods) / 3)),
+                                                       2.6 * len(metrics)), squeeze=False)
+    x = np.arange(len(categories))
+    for ax, metric in zip(axes[:, 0], metrics):
+        lows = []
+        for k, m in enumerate(methods):
+            means, cis = [], []
+            for c in categories:
+                vals = df[(df["method"] == m) & (df["category"] == c) & (df["metric"] == metric)]["value"]
+                mean, ci, _ = mean_ci(vals)
+                means.append(mean)
+                cis.append(ci if np.isfinite(ci) else 0.0)
+                if np.isfinite(mean):
+                    lows.append(mean - (ci if np.isfinite(ci) else 0.0))
+            ax.bar(x + (k - (len(methods) - 1) / 2) * width, means, width, yerr=cis, capsize=2,
+                   color=style[m]["color"], alpha=0.45 + 0.55 * (k + 1) / len(methods), label=m,
+                   edgecolor="black", linewidth=0.4)
+        if metric.startswith("psnr") and lows:
+            ax.set_ylim(bottom=max(0.0, math.floor(min(lows)) - 1))
+        ax.set_xticks(x, categories, fontsize=8)
+        ax.set_ylabel(f"{metric} ({'↑' if data.higher_is_better(metric) else '↓'})")
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=min(len(methods), 4), loc="upper left", bbox_to_anchor=(0, 1.35))
+    fig.suptitle(title, fontsize=10, y=1.0 + 0.15 / len(metrics))
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def paired(data: RunData, df: pd.DataFrame, metrics: list[str], out: Path, title: str) -> Path | None:
+    """Per-image paired differences, internal minus external (signed so that > 0 means internal is better)."""
+    methods = data.methods_in(df)
+    internal = [m for m in methods if data.family(m) == "internal"]
+    external = [m for m in methods if data.family(m) == "external"]
+    metrics = [m for m in metrics if m in set(df["metric"])]
+    pairs = [(i, e) for i in internal for e in external]
+    if not pairs or not metrics:
+        return None
+    n_images = df["image"].nunique()
+    fig, axes = plt.subplots(len(pairs), len(metrics), squeeze=False,
+                             figsize=(max(4.5, 0.22 * n_images + 2) * len(metrics), 2.4 * len(pairs) + 0.6))
+    for r, (i, e) in enumerate(pairs):
+        for c, metric in enumerate(metrics):
+            ax = axes[r][c]
+            diff = paired_differences(data, df, i, e, metric)
+            colours = ["#2ca02c" if v > 0 else "#d62728" if v < 0 else "#999999" for v in diff.values]
+            ax.bar(range(len(diff)), diff.values, color=colours)
+            ax.axhline(0, color="black", linewidth=0.7)
+            ax.set_xticks(range(len(diff)), list(diff.index), rotation=90,
+                          fontsize=6 if len(diff) > 30 else 7)
+            unit = data.unit(metric)
+            wins = int((diff > 0).sum())
+            ax.set_title(f"{i} vs {e}: {metric}, {wins}/{len(diff)} images won by {i}", fontsize=8)
+            ax.set_ylabel(f"Δ{metric} {unit}".strip() + (" (sign: + = internal better)" if c == 0 else ""),
+                          fontsize=7)
+            ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(title + "  (green: internal learning better)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+CURVE_RE = re.compile(r"^(?P<method>.+)__(?P<image>.+)__x(?P<scale>\d+)$")
+
+
+def training_curves(data: RunData, out_dir: Path) -> list[tuple[str, int, Path]]:
+    """One figure per (method, scale): loss and reconstruction error (log) and learning rate vs iteration."""
+    folder = data.run_dir / "curves"
+    if not folder.is_dir():
+        return []
+    groups: dict[tuple[str, int], list[tuple[str, pd.DataFrame]]] = {}
+    for path in sorted(folder.glob("*.csv")):
+        match = CURVE_RE.match(path.stem)
+        if not match:
+            continue
+        try:
+            curve = pd.read_csv(path)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+            continue
+        if "iteration" not in curve or not len(curve):
+            continue
+        groups.setdefault((match["method"], int(match["scale"])), []).append((match["image"], curve))
+    written = []
+    order = {m: k for k, m in enumerate(data.methods)}
+    for (method, scale), curves in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 1e9), kv[0])):
+        panels = [c for c in ("loss", "rec_error", "lr") if any(c in cv for _, cv in curves)]
+        if not panels:
+            continue
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+        alpha = 0.9 if len(curves) <= 10 else 0.4
+        for ax, col in zip(axes[0], panels):
+            for image, cv in curves:
+                if col not in cv:
+                    continue
+                y = pd.to_numeric(cv[col], errors="coerce")
+                ax.plot(cv["iteration"], y, linewidth=1, alpha=alpha, label=image)
+            if col in ("loss", "rec_error", "lr"):
+                values = np.concatenate([pd.to_numeric(cv[col], errors="coerce").to_numpy(dtype=float)
+                                         for _, cv in curves if col in cv])
+                if np.isfinite(values).any() and np.nanmin(values) > 0:
+                    ax.set_yscale("log")
+            ax.set_xlabel("iteration")
+            ax.set_ylabel({"loss": "training loss", "rec_error": "reconstruction error", "lr": "learning rate"}[col])
+            ax.grid(True, which="both", alpha=0.3)
+        if len(curves) <= 10:
+            axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"{method}, ×{scale}: training curves ({len(curves)} images)", fontsize=10)
+        fig.tight_layout()
+        written.append((method, scale, _save(fig, out_dir / f"curves_{slug(method)}_x{scale}.png")))
+    return written

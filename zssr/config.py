@@ -1,0 +1,216 @@
+"""ZSSR configuration: one frozen dataclass, named presets, strict overrides.
+
+Every knob of the original TensorFlow release (Shocher et al., CVPR 2018, `configs.py`) has a field here; the
+"original" preset reproduces its defaults. Later variants (depthwise convolutions, PReLU, another learning-rate
+schedule, no ensemble) are meant to be presets of the same code, hence the `conv`, `activation`, `lr_schedule` and
+`ensemble` fields.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+Pair = tuple[float, float]
+
+# The paper's six gradual increments for a x2 target and their back-projection iteration counts.
+PAPER_GRADUAL_X2: tuple[Pair, ...] = ((1.0, 1.5), (1.5, 1.0), (1.5, 1.5), (1.5, 2.0), (2.0, 1.5), (2.0, 2.0))
+PAPER_GRADUAL_X2_BP: tuple[int, ...] = (6, 6, 8, 10, 10, 12)
+
+CONVS = ("plain", "depthwise")
+ACTIVATIONS = ("relu", "prelu")
+LR_SCHEDULES = ("original-policy",)
+RESIZE_KERNELS = ("cubic", "lanczos3")
+
+
+def _pair(value: Any) -> Pair:
+    if isinstance(value, (int, float)):
+        return (float(value), float(value))
+    sy, sx = value
+    return (float(sy), float(sx))
+
+
+@dataclass(frozen=True)
+class ZSSRConfig:
+    # --- network -------------------------------------------------------------------------------------------------
+    depth: int = 8  # number of conv layers
+    width: int = 64  # channels of the hidden layers
+    kernel_size: int = 3
+    conv: str = "plain"  # "plain" | "depthwise" (depthwise 3x3 + pointwise 1x1)
+    activation: str = "relu"  # "relu" | "prelu"
+    bias: bool = False  # the original's conv layers have no bias
+    learn_residual: bool = True  # output = body(x) + x, x = cubic interpolation of the LR son
+    init_variance: float = 0.1  # weights ~ N(0, sqrt(init_variance / fan_in))
+    # --- training ------------------------------------------------------------------------------------------------
+    crop_size: int = 128  # HR fathers are crop_size x crop_size
+    max_iters: int = 3000  # per scale step
+    min_iters: int = 256  # iterations since the last lr change before the policy may act again
+    learning_rate: float = 1e-3  # Adam
+    lr_schedule: str = "original-policy"
+    min_learning_rate: float = 9e-6  # stop once the lr drops below this
+    run_test_every: int = 50  # reconstruction-error measurement period (iterations)
+    lr_slope_range: int = 256  # the fit uses the measurements of the last lr_slope_range iterations
+    lr_check_every: int = 60  # the policy is evaluated when (iteration + 1) % lr_check_every == 0
+    lr_change_ratio: float = 1.5  # divide the lr when -lr_change_ratio * slope < std of the slope
+    lr_decay_factor: float = 10.0
+    # Degrees of freedom subtracted from the number of points when scaling the fit's covariance. numpy < 1.16
+    # (what the original ran on) used n - deg - 3 = n - 4; numpy >= 1.16 uses n - 2. With 5 points this changes the
+    # std by sqrt(3), i.e. when the lr drops.
+    lr_fit_dof: int = 4
+    noise_std: float = 0.0  # Gaussian noise added to LR sons (and to the test son), clipped to [0, 1]
+    # --- augmentation (HR fathers) -------------------------------------------------------------------------------
+    augment_leave_as_is_probability: float = 0.05  # a plain random crop of the input
+    augment_no_interpolate_probability: float = 0.45  # crop + flips + rotations by 90 degrees only
+    augment_min_scale: float = 0.5
+    augment_scale_diff_sigma: float = 0.25
+    augment_shear_sigma: float = 0.1
+    augment_allow_rotation: bool = True  # rotations and flips (off for non-symmetric kernels)
+    # --- scales --------------------------------------------------------------------------------------------------
+    # Explicit scale steps (sy, sx), absolute w.r.t. the input; the last one must equal the requested scale.
+    # Empty: derived from the requested scale (one jump, or gradual_increments scaled to it).
+    scale_factors: tuple[Pair, ...] = ()
+    # Gradual increments written for a target of gradual_reference_scale (the paper's are for x2); for a target
+    # (sy, sx) each pair is multiplied by (sy, sx) / gradual_reference_scale.
+    gradual_increments: tuple[Pair, ...] = ()
+    gradual_reference_scale: float = 2.0
+    back_projection_iters: tuple[int, ...] = (10,)  # per scale step (one value: the same for every step)
+    base_change_sfs: tuple[Pair, ...] = ()  # after these steps the output becomes the new input
+    init_net_for_each_sf: bool = False  # gradual: keep training the same network (and Adam state)
+    downscale_method: str = "cubic"  # used when no kernel is given
+    upscale_method: str = "cubic"  # base interpolation the residual is learnt over; also back-projection's up
+    # --- output --------------------------------------------------------------------------------------------------
+    ensemble: bool = True  # geometric self-ensemble (8 rotations/flips, median)
+    # --- kernels -------------------------------------------------------------------------------------------------
+    kernel_paths: tuple[str, ...] = ()  # one .mat file per scale step (MATLAB variable "Kernel")
+    # --- runtime -------------------------------------------------------------------------------------------------
+    seed: int | None = 0
+    device: str = "auto"  # "auto": the input's device
+    amp: bool = False  # autocast the network (CUDA only)
+    amp_dtype: str = "bfloat16"  # "bfloat16" | "float16" (float16 uses a GradScaler)
+    channels_last: bool = True  # channels_last memory format for the network (applied on CUDA only)
+    cudnn_benchmark: bool = True
+
+    # ---------------------------------------------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        # normalise sequences to tuples so that the config stays hashable and JSON-friendly
+        def setf(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        setf("scale_factors", tuple(_pair(p) for p in self.scale_factors))
+        setf("gradual_increments", tuple(_pair(p) for p in self.gradual_increments))
+        setf("base_change_sfs", tuple(_pair(p) for p in self.base_change_sfs))
+        bp = self.back_projection_iters
+        setf("back_projection_iters", (int(bp),) if isinstance(bp, int) else tuple(int(b) for b in bp))
+        kp = self.kernel_paths
+        setf("kernel_paths", (str(kp),) if isinstance(kp, str) else tuple(str(p) for p in kp))
+        problems = []
+        if self.conv not in CONVS:
+            problems.append(f"conv={self.conv!r} (expected one of {CONVS})")
+        if self.activation not in ACTIVATIONS:
+            problems.append(f"activation={self.activation!r} (expected one of {ACTIVATIONS})")
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"lr_schedule={self.lr_schedule!r} (implemented: {LR_SCHEDULES})")
+        for name in ("downscale_method", "upscale_method"):
+            if getattr(self, name) not in RESIZE_KERNELS:
+                problems.append(f"{name}={getattr(self, name)!r} (expected one of {RESIZE_KERNELS})")
+        if self.amp_dtype not in ("bfloat16", "float16"):
+            problems.append(f"amp_dtype={self.amp_dtype!r} (expected 'bfloat16' or 'float16')")
+        if self.depth < 2 or self.width < 1 or self.kernel_size < 1 or self.crop_size < 2:
+            problems.append("depth >= 2, width >= 1, kernel_size >= 1 and crop_size >= 2 are required")
+        if self.max_iters < 1 or self.run_test_every < 1 or self.lr_check_every < 1:
+            problems.append("max_iters, run_test_every and lr_check_every must be >= 1")
+        if self.lr_slope_range // self.run_test_every < 2:
+            problems.append("lr_slope_range must span at least 2 measurements (lr_slope_range // run_test_every)")
+        if any(b < 0 for b in self.back_projection_iters) or not self.back_projection_iters:
+            problems.append("back_projection_iters must be non-empty and >= 0")
+        if self.gradual_increments and self.scale_factors:
+            problems.append("set either scale_factors (absolute) or gradual_increments (relative), not both")
+        if problems:
+            raise ValueError("invalid ZSSRConfig: " + "; ".join(problems))
+
+    # ---------------------------------------------------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str) -> "ZSSRConfig":
+        """A named configuration: original, original-gradual, given-kernel, real-image."""
+        if name not in PRESETS:
+            hint = difflib.get_close_matches(name, PRESETS, n=1)
+            raise KeyError(f"unknown ZSSR preset {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                           + f" (known: {', '.join(PRESETS)})")
+        return cls(**PRESETS[name])
+
+    @staticmethod
+    def preset_names() -> tuple[str, ...]:
+        return tuple(PRESETS)
+
+    def replace(self, **overrides: Any) -> "ZSSRConfig":
+        """A copy with some fields changed; an unknown field is an error (with a suggestion)."""
+        names = [f.name for f in dataclasses.fields(self)]
+        unknown = [k for k in overrides if k not in names]
+        if unknown:
+            msgs = []
+            for key in unknown:
+                hint = difflib.get_close_matches(key, names, n=1)
+                msgs.append(repr(key) + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+            raise TypeError("unknown ZSSRConfig field(s): " + ", ".join(msgs))
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable view (tuples become lists)."""
+        return json_ready(dataclasses.asdict(self))
+
+    # ---------------------------------------------------------------------------------------------------------------
+    def steps_for(self, scale: float | Pair) -> list[Pair]:
+        """The absolute (sy, sx) scale steps for a requested final scale."""
+        target = _pair(scale)
+        if self.scale_factors:
+            last = self.scale_factors[-1]
+            if any(abs(a - b) > 1e-6 for a, b in zip(last, target)):
+                raise ValueError(f"config scale_factors end at {last}, but scale {target} was requested")
+            return list(self.scale_factors)
+        if self.gradual_increments:
+            ref = self.gradual_reference_scale
+            steps = [(p[0] * target[0] / ref, p[1] * target[1] / ref) for p in self.gradual_increments]
+            last = steps[-1]
+            if any(abs(a - b) > 1e-6 for a, b in zip(last, target)):
+                raise ValueError(f"gradual_increments must end at the reference scale ({ref}, {ref})")
+            return steps
+        return [target]
+
+    def back_projection_for(self, n_steps: int) -> list[int]:
+        bp = self.back_projection_iters
+        if len(bp) == 1:
+            return list(bp) * n_steps
+        if len(bp) != n_steps:
+            raise ValueError(f"back_projection_iters has {len(bp)} entries for {n_steps} scale steps")
+        return list(bp)
+
+    @property
+    def measurements_per_fit(self) -> int:
+        return self.lr_slope_range // self.run_test_every
+
+
+def json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # the paper's ideal (bicubic) case, one jump to the target scale
+    "original": {},
+    # six gradual increments (for x2; scaled to other targets), more back-projection per step
+    "original-gradual": dict(gradual_increments=PAPER_GRADUAL_X2, back_projection_iters=PAPER_GRADUAL_X2_BP),
+    # a given (possibly non-symmetric) kernel: no rotations in augmentation or ensemble, 2 back-projections
+    "given-kernel": dict(ensemble=False, augment_allow_rotation=False, back_projection_iters=(2,)),
+    # real images: a kernel plus mild noise on the sons, no back-projection, narrower scale augmentation
+    "real-image": dict(ensemble=False, back_projection_iters=(0,), noise_std=0.0125, augment_allow_rotation=False,
+                       augment_scale_diff_sigma=0.0, augment_shear_sigma=0.0, augment_min_scale=0.75),
+}
+
+__all__ = ["ZSSRConfig", "PRESETS", "PAPER_GRADUAL_X2", "PAPER_GRADUAL_X2_BP"]
