@@ -346,7 +346,7 @@ _DECLARATIONS: tuple[WeightFile, ...] = (
         sources=(
             Url(f"{_RELEASES}/v0.1.0/RealESRGAN_x4plus.pth"),
             _ncnn("realesrgan-x4plus", "baselines.ncnn:rrdbnet_from_ncnn",
-                  "tensors:da2ba06a84c5b7a4049fe06edf4eabbba3b59bd4bfbfa6b09cde2d9e8bcd1bd6"),
+                  "tensors:874a07ed37dcc8a9a819f5996940baf4312ce3f85168385d9b515e455feee78e"),
         ),
         description="Real-ESRGAN x4plus generator (RRDBNet 23 blocks); the ncnn source holds fp16-rounded weights",
         licence="BSD-3-Clause",
@@ -358,7 +358,7 @@ _DECLARATIONS: tuple[WeightFile, ...] = (
         sources=(
             Url(f"{_RELEASES}/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth"),
             _ncnn("realesrgan-x4plus-anime", "baselines.ncnn:rrdbnet_from_ncnn",
-                  "tensors:1c2b8a4a8c8f0a4d1d7fd0bf2b0f7c4e1a1bd8a4d0d3bd0bf0c4d4e5f6a7b8c9"),
+                  "tensors:82990aee385cae69e763b2104d4f05de8f8038a5829b388cb173926ec12ce186"),
         ),
         description="Real-ESRGAN x4plus anime (RRDBNet 6 blocks); the ncnn source holds fp16-rounded weights",
         licence="BSD-3-Clause",
@@ -370,14 +370,14 @@ _DECLARATIONS: tuple[WeightFile, ...] = (
         sources=(
             Url(f"{_RELEASES}/v0.2.5.0/realesr-animevideov3.pth"),
             _ncnn("realesr-animevideov3-x4", "baselines.ncnn:srvgg_from_ncnn",
-                  "tensors:1c2b8a4a8c8f0a4d1d7fd0bf2b0f7c4e1a1bd8a4d0d3bd0bf0c4d4e5f6a7b8ca"),
+                  "tensors:ecb79b314323f81f8120dfe2070252faa8fc8193c7e815517fc447b91a375b09"),
         ),
         description="realesr-animevideov3 (SRVGGNetCompact, 16 convs, PReLU)",
         licence="BSD-3-Clause",
     ),
-    _dat(2, "sha256:0000000000000000000000000000000000000000000000000000000000000002"),
-    _dat(3, "sha256:0000000000000000000000000000000000000000000000000000000000000003"),
-    _dat(4, "sha256:0000000000000000000000000000000000000000000000000000000000000004"),
+    _dat(2, "sha256:3888bf067c1a3790adb64210e108690859f4900ffd158fe39a2cfe057ae8300c"),
+    _dat(3, "sha256:dfb99deab865db05771080c73c50a06b67c9499c3a27ca64ab3729fa573d5cfe"),
+    _dat(4, "sha256:e18223fc41500e72e6bd576f2a576eae0818f58fa8cc8646a2233f5faf7d0f74"),
     WeightFile(
         name="esrgan-x4",
         filename="ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
@@ -402,7 +402,7 @@ _DECLARATIONS: tuple[WeightFile, ...] = (
     WeightFile(
         name="lpips-alexnet-backbone",
         filename="alexnet-features.pth",
-        checksum="tensors:0000000000000000000000000000000000000000000000000000000000000000",
+        checksum="tensors:d038501a2ca6fcf168b2010d5c62f2cb9c55c7329001edf58db6f8e5769f0ab3",
         sources=(
             LocalFile(lambda: torch_home() / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth", sha256="7be5be79",
                       converter="baselines.weights:alexnet_features_from_torchvision"),
