@@ -71,8 +71,8 @@ def resize_matrix(in_len: int, out_len: int, scale: float, kernel: str = "cubic"
 @lru_cache(maxsize=512)
 def _matrix_tensor(in_len: int, out_len: int, scale: float, kernel: str, antialiasing: bool,
                    device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    return torch.as_tensor(resize_matrix(in_len, out_len, scale, kernel, antialiasing)).to(device=device,
-                                                                                          dtype=dtype)
+    mat = torch.tensor(resize_matrix(in_len, out_len, scale, kernel, antialiasing), dtype=torch.float64)
+    return mat.to(device=device, dtype=dtype)
 
 
 def resolve_scale_and_shape(in_shape: tuple[int, int], scale: float | Pair | None,

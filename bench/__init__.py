@@ -1,0 +1,1 @@
+"""The harness: datasets, LR synthesis, metrics, timing, the runner, results and reports."""

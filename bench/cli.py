@@ -1,0 +1,124 @@
+"""Command line: `python -m bench run|list|report|weights` (the Makefile's targets call these)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _scales(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in _csv(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scales are integers separated by commas, e.g. 2,3,4 (got {text!r})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m bench", description="Super-resolution benchmark: ZSSR vs pretrained networks")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run methods over a dataset, write results.csv, run.json and the report")
+    run.add_argument("--dataset", default="builtin", help="dataset name (see `list`) or a folder of images whose subfolders are categories")
+    run.add_argument("--methods", type=_csv, default=(), help="comma-separated method names (default: the profile's defaults)")
+    run.add_argument("--scales", type=_scales, default=(), help="comma-separated integer scales (default: the dataset's)")
+    run.add_argument("--protocol", choices=["rgb", "y-only"], default="rgb",
+                     help="rgb: methods upscale RGB, evaluated on Y; y-only: the classic bicubic-table protocol")
+    run.add_argument("--profile", choices=["auto", "quick", "paper"], default="auto",
+                     help="paper: published configurations; quick: reduced ZSSR for CPUs; auto: paper on GPU, quick on CPU")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--executor", default="local", help="local (default)")
+    run.add_argument("--workers", type=int, default=None, help="worker count for multi-worker executors")
+    run.add_argument("--out", type=Path, default=None, help="output folder (default reports/<dataset>/<profile>-<protocol>)")
+    run.add_argument("--no-resume", action="store_true", help="start over instead of resuming the output folder")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--metrics", type=_csv, default=("psnr-y", "ssim-y", "psnr-rgb", "lpips-alex"))
+    run.add_argument("--kernel", default=None, help="a .mat blur kernel (variable `Kernel`) replacing bicubic downscaling")
+    run.add_argument("--no-images", action="store_true", help="do not save SR outputs (reports then have no crops)")
+    run.add_argument("--no-report", action="store_true", help="skip rendering the report")
+
+    sub.add_parser("list", help="list datasets and methods")
+    rep = sub.add_parser("report", help="render the report of a run folder again")
+    rep.add_argument("run_dir", type=Path)
+    w = sub.add_parser("weights", help="fetch the pretrained weights the methods need into the cache")
+    w.add_argument("--methods", type=_csv, default=())
+    return ap
+
+
+def cmd_run(args) -> int:
+    from bench.runner import RunOptions, run
+
+    options = RunOptions(dataset=args.dataset, methods=args.methods, scales=args.scales, protocol=args.protocol,
+                         profile=args.profile, device=args.device, out=args.out, resume=not args.no_resume,
+                         seed=args.seed, metrics=args.metrics, executor=args.executor, workers=args.workers,
+                         save_images=not args.no_images, kernel=args.kernel)
+    summary = run(options, render=not args.no_report)
+    print(f"{summary.n_cells} cells ({summary.n_done_before} already done, {summary.n_run} run); results: "
+          f"{summary.out / 'results.csv'}")
+    for path in summary.report.values():
+        print(f"report: {path}")
+    if summary.failures:
+        print(f"{len(summary.failures)} cell(s) failed:", file=sys.stderr)
+        for f in summary.failures:
+            print(f"  {f['method']} {f['image']} x{f['scale']}: {f['note']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_list(_args) -> int:
+    from baselines.methods import METHODS
+    from bench.datasets import available, load_dataset
+    from bench.runner import DEFAULT_METHODS
+
+    print("datasets:")
+    for name in available():
+        d = load_dataset(name)
+        print(f"  {name:<12} v{d.version}  {len(d.images):>3} images  scales {','.join(map(str, d.default_scales))}  {d.description}")
+    print("  <folder>     any folder of images; its subfolders are categories")
+    print("methods:")
+    for name in METHODS.names():
+        tags = [p for p, names in DEFAULT_METHODS.items() if name in names]
+        print(f"  {name:<24} {'default: ' + ','.join(tags) if tags else ''}")
+    print("  checkpoint:<path>        any .pth/.safetensors checkpoint spandrel recognises")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from bench.report import render_report
+
+    for path in render_report(args.run_dir).values():
+        print(f"report: {path}")
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from baselines.methods import create_method
+    from bench.runner import DEFAULT_METHODS
+    from baselines.api import MethodUnavailable
+
+    status = 0
+    for name in args.methods or DEFAULT_METHODS["paper"]:
+        method = create_method(name)
+        try:
+            method.setup(__import__("torch").device("cpu"))
+            print(f"{name}: ready")
+        except MethodUnavailable as exc:
+            print(f"{name}: unavailable: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "weights": cmd_weights}[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted: finished cells are saved; run the same command again to resume", file=sys.stderr)
+        return 130
+    except (ValueError, RuntimeError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

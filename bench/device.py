@@ -1,0 +1,89 @@
+"""Device selection, synchronised timing and peak-memory measurement (CUDA when present, CPU otherwise)."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+
+def select_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"DEVICE={name} asked for, but CUDA is not available here; use DEVICE=cpu or auto")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rss_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class PeakMemory:
+    """Peak device memory of a block: the CUDA allocator's peak, or on the CPU the growth of the process's peak RSS
+    over its RSS at the start (Linux: the peak is reset through /proc/self/clear_refs)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.mb: float | None = None
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            try:
+                with open("/proc/self/clear_refs", "w") as fh:
+                    fh.write("5")
+            except OSError:
+                pass
+            self._start = _rss_kib("VmRSS")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            self.mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            peak = _rss_kib("VmHWM")
+            if peak is not None and self._start is not None:
+                self.mb = max(0, peak - self._start) / 1024
+
+
+@contextmanager
+def timed(device: torch.device, out: dict, key: str) -> Iterator[None]:
+    """Wall seconds of a block with the device synchronised before and after."""
+    synchronize(device)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        synchronize(device)
+        out[key] = time.perf_counter() - start
+
+
+def configure_threads() -> None:
+    """Respect an explicit OMP_NUM_THREADS; otherwise torch's default (all cores)."""
+    value = os.environ.get("ZSSR_BENCH_THREADS")
+    if value:
+        torch.set_num_threads(int(value))

@@ -1,0 +1,157 @@
+"""Everything a report shows, computed once from the run folder; both templates render this same context."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report import crops as crops_mod
+from bench.report import plots
+from bench.report.load import COST_METRICS, RunData
+from bench.report.tables import decimals, paired_table, summary_table
+
+PAIRED_METRICS = ["psnr-y", "lpips-alex"]
+
+
+def _rel(path: Path | None, root: Path) -> str | None:
+    return None if path is None else path.relative_to(root).as_posix()
+
+
+def _fmt_signed(metric: str, value: float) -> str:
+    text = decimals(metric, value)
+    return text if text == "n/a" or text.startswith("-") else "+" + text
+
+
+def build_context(data: RunData) -> dict:
+    root = data.run_dir
+    run = data.run
+    rows = data.rows
+    fig_dir, crop_dir = root / "figures", root / "crops"
+    crop_figs = crops_mod.render_crops(data, crop_dir)
+
+    sections = []
+    summary_records = []
+    for dataset in sorted(set(rows["dataset"])) if len(rows) else []:
+        for scale in sorted(set(rows.loc[rows["dataset"] == dataset, "scale"])):
+            df = rows[(rows["dataset"] == dataset) & (rows["scale"] == scale)]
+            key = f"{plots.slug(dataset)}-x{scale}"
+            overall = summary_table(data, df, f"{dataset} ×{scale}: all images", f"table-{key}")
+            categories = []
+            for cat in sorted(set(df["category"])):
+                cdf = df[df["category"] == cat]
+                n = cdf["image"].nunique()
+                categories.append(summary_table(data, cdf, f"{dataset} ×{scale}, category “{cat}” "
+                                                f"({n} image{'s' if n != 1 else ''})",
+                                                f"table-{key}-{plots.slug(cat)}"))
+            for cat, table in [("all", overall)] + list(zip(sorted(set(df["category"])), categories)):
+                for r in table.rows:
+                    for col, cell in zip(table.columns, r.cells):
+                        if col.key in ("family", "n"):
+                            continue
+                        summary_records.append({"dataset": dataset, "scale": scale, "category": cat,
+                                                "method": r.method, "metric": col.key, "n": cell.n,
+                                                "mean": cell.mean, "ci95": cell.ci,
+                                                "statistic": "max" if col.key == "peak-memory-mb" else "mean"})
+            title = f"{dataset} ×{scale}"
+            figs = {
+                "tradeoff": _rel(plots.tradeoff(data, df, fig_dir / f"tradeoff_{key}.png",
+                                                f"{title}: quality vs time per image"), root),
+                "categories": _rel(plots.category_bars(data, df, fig_dir / f"categories_{key}.png",
+                                                       f"{title}: per-category means (95% CI)"), root),
+                "paired": _rel(plots.paired(data, df, PAIRED_METRICS, fig_dir / f"paired_{key}.png",
+                                            f"{title}: per-image differences, internal − external"), root),
+            }
+            paired_rows = [{
+                "internal": p.internal, "external": p.external, "metric": p.metric, "n": p.n,
+                "wins": p.wins, "losses": p.losses, "ties": p.ties,
+                "mean_diff": _fmt_signed(p.metric, p.mean_diff),
+                "ci": decimals(p.metric, p.ci) if math.isfinite(p.ci) else "n/a",
+                "better_images": ", ".join(p.better_images) if p.better_images else "none",
+            } for p in paired_table(data, df, PAIRED_METRICS)]
+            sections.append({
+                "dataset": dataset, "scale": int(scale), "anchor": f"results-{key}", "overall": overall,
+                "categories": categories if len(categories) > 1 else [],
+                "figures": figs, "paired": paired_rows,
+                "crops": [{"image": c.image, "path": _rel(c.path, root), "window": c.window, "missing": c.missing}
+                          for c in crop_figs if c.dataset == dataset and c.scale == scale],
+                "n_images": int(df["image"].nunique()),
+            })
+    pd.DataFrame(summary_records, columns=["dataset", "scale", "category", "method", "metric", "statistic", "n",
+                                           "mean", "ci95"]).to_csv(root / "summary.csv", index=False)
+
+    curves = [{"method": m, "scale": s, "path": _rel(p, root)} for m, s, p in plots.training_curves(data, fig_dir)]
+
+    errors = data.errors
+    failures = [{"method": r.method, "dataset": r.dataset, "image": r.image, "scale": int(r.scale),
+                 "config_id": r.config_id, "message": (r.note or "(no message)").strip()}
+                for r in errors.sort_values(["dataset", "scale", "method", "image"]).itertuples()] if len(errors) else []
+
+    methods = []
+    for m in data.methods:
+        entry = (run.get("methods", {}) or {}).get(m, {}) or {}
+        info = entry.get("info", {}) or {}
+        config = entry.get("config", {})
+        methods.append({
+            "name": m, "family": data.family(m),
+            "training_data": info.get("training_data") or "—", "degradation": info.get("degradation") or "—",
+            "licence": info.get("licence") or "—", "parameters": _fmt_params(info.get("parameters")),
+            "paper": info.get("paper") or "—", "notes": info.get("notes") or "",
+            "config": json.dumps(config, sort_keys=True, default=str) if config else "",
+        })
+
+    metrics_present = set(rows["metric"]) if len(rows) else set()
+    metric_defs = [{"name": name, "arrow": "↑" if spec.get("higher_is_better", True) else "↓",
+                    "unit": spec.get("unit", "") or "", "description": spec.get("description", ""),
+                    "kind": "cost" if name in COST_METRICS else "quality"}
+                   for name, spec in data.metric_specs.items() if name in metrics_present]
+
+    non_native = [{"dataset": r.dataset, "method": r.method, "scale": int(r.scale), "n": int(r.n)}
+                  for r in data.non_native.itertuples()]
+    device = run.get("device", {}) or {}
+    devices_in_rows = sorted({d for d in rows.get("device", pd.Series(dtype=str)) if d}) if len(rows) else []
+    ds = run.get("dataset", {}) or {}
+    profile = data.profile
+    protocol = data.protocol
+    return {
+        "title": f"Super-resolution benchmark: {ds.get('name') or ', '.join(sorted(set(rows['dataset']))) or 'run'}",
+        "run_name": root.name,
+        "profile": profile,
+        "quick": profile == "quick",
+        "protocol": protocol,
+        "y_only": protocol == "y-only",
+        "protocol_text": run.get("protocol_text") or "not recorded in run.json",
+        "dataset": ds,
+        "device": device,
+        "devices_in_rows": devices_in_rows,
+        "git_revision": run.get("git_revision") or "unknown",
+        "packages": sorted((run.get("packages") or {}).items()),
+        "seed": run.get("seed", "—"),
+        "scales": run.get("scales") or (sorted({int(s) for s in rows["scale"]}) if len(rows) else []),
+        "started": run.get("started") or "—",
+        "finished": run.get("finished") or "—",
+        "command": run.get("command") or "",
+        "sections": sections,
+        "curves": curves,
+        "failures": failures,
+        "methods": methods,
+        "metric_defs": metric_defs,
+        "non_native": non_native,
+        "n_rows": int(len(rows)),
+        "method_order": data.methods,
+    }
+
+
+def _fmt_params(value) -> str:
+    if value in (None, ""):
+        return "—"
+    try:
+        n = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if n >= 1e6:
+        return f"{n / 1e6:.2f} M"
+    if n >= 1e3:
+        return f"{n / 1e3:.1f} k"
+    return f"{n:.0f}"

@@ -1,0 +1,154 @@
+"""Side-by-side zoomed crops: HR, then every method, the same window, labelled with PSNR and LPIPS.
+
+The window is the one where the methods' outputs differ most: the box maximising the summed per-pixel variance
+(over methods) of the luminance.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+
+from bench.report.load import RunData
+
+PANEL = 200          # displayed panel size in pixels
+MAX_PER_ROW = 5
+MAX_IMAGES = 20      # above this many images per (dataset, scale), only the most instructive ones get crops
+LABEL_H = 38
+
+
+@dataclass
+class CropFigure:
+    dataset: str
+    image: str
+    scale: int
+    path: Path
+    window: tuple[int, int, int]  # top, left, size (HR pixels)
+    panels: list[str]
+    missing: list[str]
+
+
+def _font(size: int):
+    try:
+        from matplotlib import font_manager
+
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+    except (OSError, ImportError, ValueError):
+        return ImageFont.load_default()
+
+
+def _read(path: Path) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.asarray(im.convert("RGB") if im.mode not in ("RGB", "L") else im)
+    except OSError:
+        return None
+    return np.stack([arr] * 3, axis=-1) if arr.ndim == 2 else arr[..., :3]
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def best_window(images: list[np.ndarray], size: int) -> tuple[int, int]:
+    """Top-left of the size x size window with the largest summed variance across the images (same shape)."""
+    stack = np.stack([_luma(im) for im in images])
+    var = stack.var(axis=0)
+    h, w = var.shape
+    integral = np.pad(var.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = integral[size:, size:] - integral[:-size, size:] - integral[size:, :-size] + integral[:-size, :-size]
+    top, left = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(top), int(left)
+
+
+def _values(df: pd.DataFrame, method: str, image: str, scale: int) -> dict[str, float]:
+    sub = df[(df["method"] == method) & (df["image"] == image) & (df["scale"] == scale)]
+    return {m: float(v) for m, v in zip(sub["metric"], sub["value"]) if pd.notna(v)}
+
+
+def _label(method: str, vals: dict[str, float]) -> str:
+    parts = []
+    if "psnr-y" in vals:
+        parts.append(f"{vals['psnr-y']:.2f} dB")
+    if "lpips-alex" in vals:
+        parts.append(f"LPIPS {vals['lpips-alex']:.3f}")
+    return method + "\n" + (" · ".join(parts) if parts else "no metrics")
+
+
+def compose(panels: list[tuple[str, np.ndarray]], window: tuple[int, int, int]) -> Image.Image:
+    top, left, size = window
+    zoom = max(1, round(PANEL / size))
+    side = size * zoom
+    cols = min(MAX_PER_ROW, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    gap = 6
+    canvas = Image.new("RGB", (cols * (side + gap) + gap, rows * (side + LABEL_H + gap) + gap), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = _font(12)
+    for k, (label, img) in enumerate(panels):
+        r, c = divmod(k, cols)
+        x0, y0 = gap + c * (side + gap), gap + r * (side + LABEL_H + gap)
+        crop = Image.fromarray(np.ascontiguousarray(img[top:top + size, left:left + size]))
+        canvas.paste(crop.resize((side, side), Image.NEAREST), (x0, y0))
+        draw.multiline_text((x0 + 2, y0 + side + 3), label, fill="black", font=font, spacing=2)
+    return canvas
+
+
+def _instructive(df: pd.DataFrame, data: RunData, scale_df: pd.DataFrame, limit: int) -> list[str]:
+    """Images where methods disagree most in psnr-y (largest spread), falling back to any metric present."""
+    images = sorted(set(scale_df["image"]))
+    if len(images) <= limit:
+        return images
+    metric = "psnr-y" if "psnr-y" in set(scale_df["metric"]) else (data.quality_metrics or [None])[0]
+    if metric is None:
+        return images[:limit]
+    spread = scale_df[scale_df["metric"] == metric].groupby("image")["value"].agg(lambda v: v.max() - v.min())
+    return list(spread.sort_values(ascending=False).index[:limit])
+
+
+def render_crops(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -> list[CropFigure]:
+    figures: list[CropFigure] = []
+    rows = data.rows
+    if not len(rows):
+        return figures
+    for (dataset, scale), scale_df in rows.groupby(["dataset", "scale"], sort=True):
+        scale = int(scale)
+        methods = data.methods_in(scale_df)
+        for image in _instructive(rows, data, scale_df, max_images):
+            hr = _read(data.run_dir / "inputs" / f"{image}_x{scale}_hr.png")
+            outputs, missing = [], []
+            for m in methods:
+                sr = _read(data.run_dir / "sr" / m / f"{image}_x{scale}.png")
+                (outputs.append((m, sr)) if sr is not None else missing.append(m))
+            if not outputs:
+                continue
+            arrays = ([hr] if hr is not None else []) + [a for _, a in outputs]
+            h = min(a.shape[0] for a in arrays)
+            w = min(a.shape[1] for a in arrays)
+            size = int(min(h, w, max(24, min(h, w) // 4), 96))
+            if size < 4:
+                continue
+            sr_arrays = [a[:h, :w] for _, a in outputs]
+            top, left = best_window(sr_arrays, size) if len(sr_arrays) > 1 else ((h - size) // 2, (w - size) // 2)
+            panels = []
+            if hr is not None:
+                panels.append((f"HR (ground truth)\ncrop {size}×{size} at ({left}, {top})", hr[:h, :w]))
+            for (m, _), arr in zip(outputs, sr_arrays):
+                panels.append((_label(m, _values(scale_df, m, image, scale)), arr))
+            path = out_dir / f"{_safe(dataset)}_{_safe(image)}_x{scale}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            compose(panels, (top, left, size)).save(path, optimize=True)
+            figures.append(CropFigure(dataset, image, scale, path, (top, left, size),
+                                      [m for m, _ in outputs], missing))
+    return figures
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in str(text))

@@ -1,0 +1,78 @@
+"""run.json: everything needed to reproduce a run and to render its report without importing models."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from bench.degrade import PROTOCOL_TEXT
+from bench.paths import REPO_ROOT
+from bench.results import METRIC_SPECS
+
+PACKAGES = ["torch", "torchvision", "numpy", "basicsr-fixed", "basicsr", "lpips", "spandrel", "scikit-image",
+            "opencv-python-headless", "pandas", "matplotlib", "pillow", "zssr-bench"]
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (rev + ("-dirty" if dirty else "")) if rev else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_run_json(out: Path, options, dataset, methods: dict, profile: str, device, scales, finished: bool) -> None:
+    from bench.device import device_name
+
+    path = out / "run.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    info = {
+        "git_revision": git_revision(),
+        "packages": package_versions(),
+        "device": {"type": device.type, "name": device_name(device)},
+        "dataset": {"name": dataset.name, "version": dataset.version, "n_images": len(dataset.images),
+                    "categories": dataset.categories, "source": dataset.source, "licence": dataset.licence},
+        "profile": profile,
+        "protocol": options.protocol,
+        "protocol_text": PROTOCOL_TEXT[options.protocol]
+        + (f" Degradation: blur kernel {options.kernel} instead of bicubic." if options.kernel else ""),
+        "seed": options.seed,
+        "scales": list(scales),
+        "methods": {n: {"config": m.config(), "info": dataclasses.asdict(m.info), "class": type(m).__name__}
+                    for n, m in methods.items()},
+        "metrics": {k: v for k, v in METRIC_SPECS.items()},
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()},
+        "started": previous.get("started") if previous.get("started") and options.resume else _now(),
+        "finished": _now() if finished else None,
+        "command": " ".join(sys.argv),
+        "threads": os.environ.get("ZSSR_BENCH_THREADS"),
+    }
+    history = previous.get("sessions", [])
+    if finished:
+        history = history + [{"finished": info["finished"], "git_revision": info["git_revision"]}]
+    info["sessions"] = history
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(info, indent=2, default=str))
+    os.replace(tmp, path)

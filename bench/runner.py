@@ -1,0 +1,300 @@
+"""The plan of cells (image x scale x method) and their execution, appending results as each cell finishes."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from bench import datasets as ds
+from bench.degrade import make_pair
+from bench.images import save_image
+from bench.results import CELL_KEY, ERROR_METRIC, Cell, ResultsWriter, finished_cells, read_results
+
+log = logging.getLogger("bench")
+
+# What `make bench` runs when METHODS is not given. The quick profile keeps the default run to minutes on a CPU.
+DEFAULT_METHODS = {
+    "paper": ["bicubic", "lanczos", "zssr-original", "zssr-modified", "zssr-gradual", "realesrgan-x4plus",
+              "dat-light", "esrgan", "rrdb-psnr"],
+    "quick": ["bicubic", "lanczos", "zssr-original", "zssr-modified", "realesrgan-x4plus", "dat-light", "esrgan",
+              "rrdb-psnr"],
+}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    dataset: str = "builtin"
+    methods: tuple[str, ...] = ()
+    scales: tuple[int, ...] = ()
+    protocol: str = "rgb"  # "rgb" | "y-only"
+    profile: str = "auto"  # "auto" | "quick" | "paper"
+    device: str = "auto"
+    out: Path | None = None
+    resume: bool = True
+    seed: int = 0
+    metrics: tuple[str, ...] = ("psnr-y", "ssim-y", "psnr-rgb", "lpips-alex")
+    executor: str = "local"
+    workers: int | None = None
+    save_images: bool = True
+    kernel: str | None = None  # a .mat blur kernel replacing bicubic as the degradation
+
+
+@dataclass
+class PlannedCell:
+    cell: Cell
+    image: ds.DatasetImage
+    supported: bool = True
+
+
+@dataclass
+class RunSummary:
+    out: Path
+    n_cells: int
+    n_done_before: int
+    n_run: int
+    failures: list[dict] = field(default_factory=list)
+    report: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def config_id(method_name: str, config: dict, profile: str, protocol: str, seed: int) -> str:
+    blob = json.dumps({"m": method_name, "c": config, "p": profile, "proto": protocol, "s": seed}, sort_keys=True,
+                      default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def cell_seed(base: int, cell: Cell) -> int:
+    """Seed per cell, so that a result does not depend on which worker ran it or what ran before."""
+    digest = hashlib.sha1(f"{base}|{cell.dataset}|{cell.image}|{cell.scale}|{cell.method}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+def image_to_tensor(img: np.ndarray, device):
+    import torch
+
+    rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+    t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255.0)
+    return t.to(device)
+
+
+def tensor_to_image(sr, gray: bool) -> np.ndarray:
+    arr = sr[0].detach().float().clamp(0, 1).mul(255.0).permute(1, 2, 0).cpu().numpy()
+    if gray:
+        arr = arr.mean(axis=2)
+    return np.clip(np.round(arr), 0, 255).astype(np.uint8)
+
+
+class CellRunner:
+    """Runs cells in one process on one device: loads images and methods once, measures, computes metrics."""
+
+    def __init__(self, options: RunOptions, dataset: ds.Dataset, methods: dict, profile: str, device, out: Path):
+        self.options, self.dataset, self.methods, self.profile, self.device, self.out = (
+            options, dataset, methods, profile, device, out)
+        self._ready: dict[str, float | Exception] = {}
+        self._hr: dict[str, np.ndarray] = {}
+        self._kernel = None
+        if options.kernel:
+            from zssr.kernels import load_kernel
+
+            self._kernel = load_kernel(options.kernel)
+
+    def _setup(self, name: str) -> float:
+        """Set a method up once; returns its load seconds, re-raises its failure for every cell."""
+        if name not in self._ready:
+            from bench.device import timed
+
+            method, times = self.methods[name], {}
+            try:
+                with timed(self.device, times, "load"):
+                    method.setup(self.device)
+                    if method.info.family == "external":  # warm-up: kernels selected, caches filled
+                        warm = image_to_tensor(np.zeros((16, 16, 3), np.uint8), self.device)
+                        method.upscale(warm, method.scales[0] if method.scales else 2)
+                self._ready[name] = times["load"]
+            except Exception as exc:  # recorded for each of its cells
+                self._ready[name] = exc
+        state = self._ready[name]
+        if isinstance(state, Exception):
+            raise state
+        return state
+
+    def pair(self, image: ds.DatasetImage, scale: int) -> tuple[np.ndarray, np.ndarray]:
+        if image.name not in self._hr:
+            self._hr = {image.name: self.dataset.load(image)}  # one image at a time: cells are image-major
+        return make_pair(self._hr[image.name], scale, name=f"{self.dataset.name}/{image.file}",
+                         kernel=self._kernel, y_only=self.options.protocol == "y-only")
+
+    def run(self, planned: PlannedCell, first_of_method: bool) -> list[dict]:
+        from bench.device import PeakMemory, device_name, timed
+        from bench.metrics import compute
+
+        cell = planned.cell
+        method = self.methods[cell.method]
+        base = dict(dataset=cell.dataset, category=cell.category, image=cell.image, scale=cell.scale,
+                    method=cell.method, config_id=cell.config_id, protocol=self.options.protocol,
+                    profile=self.profile, native_scale=method.native_scale(cell.scale),
+                    device=device_name(self.device))
+        load_seconds = self._setup(cell.method)
+        hr, lr = self.pair(planned.image, cell.scale)
+        method.set_seed(cell_seed(self.options.seed, cell))
+        method.last_stats = {}
+        times: dict[str, float] = {}
+        lr_t = image_to_tensor(lr, self.device)
+        with PeakMemory(self.device) as mem, timed(self.device, times, "total"):
+            sr_t = method.upscale(lr_t, cell.scale)
+        sr = tensor_to_image(sr_t, gray=hr.ndim == 2)
+        if sr.shape != hr.shape:
+            raise RuntimeError(f"{cell.method} returned {sr.shape[:2]} for x{cell.scale} of {lr.shape[:2]}; "
+                               f"expected {hr.shape[:2]}")
+        values = compute(self.options.metrics, sr, hr, border=cell.scale, device=str(self.device))
+        train = float(method.last_stats.get("seconds-train", 0.0))
+        values.update({"seconds-train": train, "seconds-infer": max(0.0, times["total"] - train),
+                       "seconds-total": times["total"]})
+        if first_of_method:
+            values["seconds-load"] = load_seconds
+        if mem.mb is not None:
+            values["peak-memory-mb"] = mem.mb
+        if "iterations" in method.last_stats:
+            values["iterations"] = float(method.last_stats["iterations"])
+        self._save_side_files(cell, hr, lr, sr, method.last_stats.get("curve"))
+        return [dict(base, metric=k, value=repr(float(v)), note="") for k, v in values.items()]
+
+    def _save_side_files(self, cell: Cell, hr, lr, sr, curve) -> None:
+        if self.options.save_images:
+            save_image(self.out / "sr" / cell.method / f"{cell.image}_x{cell.scale}.png", sr)
+            hr_path = self.out / "inputs" / f"{cell.image}_x{cell.scale}_hr.png"
+            if not hr_path.exists():
+                save_image(hr_path, hr)
+                save_image(self.out / "inputs" / f"{cell.image}_x{cell.scale}_lr.png", lr)
+        if curve:
+            import pandas as pd
+
+            path = self.out / "curves" / f"{cell.slug}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(curve).to_csv(path, index=False)
+
+
+def error_rows(planned: PlannedCell, options: RunOptions, profile: str, exc: BaseException) -> list[dict]:
+    cell = planned.cell
+    message = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:2000]
+    return [dict(dataset=cell.dataset, category=cell.category, image=cell.image, scale=cell.scale,
+                 method=cell.method, config_id=cell.config_id, protocol=options.protocol, profile=profile,
+                 metric=ERROR_METRIC, value="", native_scale="", device="", note=message)]
+
+
+def make_plan(dataset: ds.Dataset, methods: dict, scales: Iterable[int], config_ids: dict[str, str]) -> list[PlannedCell]:
+    """Image-major order, so each image is loaded once; unsupported (method, scale) pairs are left out."""
+    plan = []
+    for image in dataset.images:
+        for scale in scales:
+            for name, method in methods.items():
+                if method.supports(scale):
+                    plan.append(PlannedCell(Cell(dataset.name, image.category, image.name, int(scale), name,
+                                                 config_ids[name]), image))
+    return plan
+
+
+def execute(plan: list[PlannedCell], runner: CellRunner, writer: ResultsWriter, options: RunOptions, profile: str,
+            progress: Callable[[PlannedCell], None] | None = None) -> list[dict]:
+    """The local executor: cells in order, each appended to the results file when it finishes."""
+    failures, seen_methods = [], set()
+    for planned in plan:
+        first = planned.cell.method not in seen_methods
+        seen_methods.add(planned.cell.method)
+        try:
+            rows = runner.run(planned, first_of_method=first)
+        except Exception as exc:  # isolate the cell: record and go on
+            log.error("cell %s failed: %s\n%s", planned.cell.slug, exc, traceback.format_exc())
+            rows = error_rows(planned, options, profile, exc)
+            failures.append(rows[0])
+        writer.append(rows)
+        if progress:
+            progress(planned)
+    return failures
+
+
+def resolve_profile(profile: str, device) -> str:
+    if profile == "auto":
+        return "paper" if device.type == "cuda" else "quick"
+    if profile not in ("quick", "paper"):
+        raise ValueError(f"unknown profile {profile!r}; use auto, quick or paper")
+    return profile
+
+
+def default_out(dataset: ds.Dataset, profile: str, protocol: str) -> Path:
+    from bench.paths import reports_root
+
+    return reports_root() / dataset.name / f"{profile}-{protocol}"
+
+
+def run(options: RunOptions, render: bool = True) -> RunSummary:
+    from baselines.methods import create_method
+    from bench.device import configure_threads, select_device
+    from bench.runinfo import write_run_json
+
+    if options.protocol not in ("rgb", "y-only"):
+        raise ValueError(f"unknown protocol {options.protocol!r}; use rgb or y-only")
+    configure_threads()
+    device = select_device(options.device)
+    profile = resolve_profile(options.profile, device)
+    dataset = ds.load_dataset(options.dataset)
+    scales = tuple(options.scales) or dataset.default_scales
+    for s in scales:
+        if int(s) != s or s < 2:
+            raise ValueError(f"scale {s!r}: scales are integers >= 2 (e.g. SCALES=2,3,4)")
+    names = list(options.methods) or DEFAULT_METHODS[profile]
+    methods = {name: create_method(name, profile=profile) for name in names}
+    ids = {n: config_id(n, m.config(), profile, options.protocol, options.seed) for n, m in methods.items()}
+    out = Path(options.out) if options.out else default_out(dataset, profile, options.protocol)
+    out.mkdir(parents=True, exist_ok=True)
+    _configure_logging(out)
+
+    results_path = out / "results.csv"
+    if not options.resume and results_path.exists():
+        results_path.unlink()
+    writer = ResultsWriter(results_path)
+    done, failed = finished_cells(read_results(results_path))
+    writer.drop_cells(failed)  # failed cells are tried again
+    plan = make_plan(dataset, methods, scales, ids)
+    todo = [p for p in plan if p.cell.key not in done]
+    log.info("%s: %d cells, %d already done, %d to run on %s (profile %s)", dataset.name, len(plan),
+             len(plan) - len(todo), len(todo), device, profile)
+    write_run_json(out, options, dataset, methods, profile, device, scales, finished=False)
+
+    from bench.executors import run_cells
+
+    failures = run_cells(options, todo, dataset, methods, profile, device, out, writer)
+    write_run_json(out, options, dataset, methods, profile, device, scales, finished=True)
+    summary = RunSummary(out=out, n_cells=len(plan), n_done_before=len(plan) - len(todo), n_run=len(todo),
+                         failures=_all_failures(results_path))
+    if render:
+        from bench.report import render_report
+
+        summary.report = render_report(out)
+    return summary
+
+
+def _all_failures(results_path: Path) -> list[dict]:
+    df = read_results(results_path)
+    return df[df["metric"] == ERROR_METRIC].to_dict("records") if len(df) else []
+
+
+def _configure_logging(out: Path) -> None:
+    handler = logging.FileHandler(out / "bench.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("bench")
+    for h in list(root.handlers):
+        if isinstance(h, logging.FileHandler):
+            root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)

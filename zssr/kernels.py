@@ -1,0 +1,147 @@
+"""Given (numeric) downscaling kernels: loading, centring, and degradation with them.
+
+A kernel is a MATLAB `.mat` file holding a 2-D matrix under the name "Kernel"; for an input `<name>.png` and scale
+step i the file is `<name>_<i>.mat`. As in the original ZSSR, a kernel is shifted before use so that its centre of
+mass sits where the MATLAB-bicubic convention puts it (the top-left LR pixel corresponds to the middle of the first
+sf x sf HR pixels); degradation is a correlation with symmetric ("reflect", half-sample) boundaries followed by
+subsampling at rows/cols round(linspace(0, in - sf, out)).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from scipy.io import loadmat
+
+Pair = tuple[float, float]
+
+
+def _pair(scale: float | Pair) -> Pair:
+    if isinstance(scale, (int, float)):
+        return (float(scale), float(scale))
+    return (float(scale[0]), float(scale[1]))
+
+
+def load_kernel(path: str | Path) -> np.ndarray:
+    """The 2-D float64 matrix stored as "Kernel" in a MATLAB file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"kernel file not found: {path}")
+    data = loadmat(str(path))
+    if "Kernel" not in data:
+        names = [k for k in data if not k.startswith("__")]
+        raise KeyError(f"{path}: no variable named 'Kernel' (found {names}); ZSSR kernels are stored as 'Kernel'")
+    kernel = np.asarray(data["Kernel"], dtype=np.float64)
+    if kernel.ndim != 2:
+        raise ValueError(f"{path}: 'Kernel' must be a 2-D matrix, got shape {kernel.shape}")
+    return kernel
+
+
+def kernel_shift(kernel: np.ndarray, sf: float | Pair) -> np.ndarray:
+    """Move the kernel's centre of mass to shape // 2 + (sf - shape % 2) / 2 (per axis), padding first.
+
+    The wanted centre uses integer halving of the shape, as the original (Python 2) code computed it; for odd
+    kernels this is exactly the MATLAB-bicubic alignment (for x2: centre + 0.5).
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    shape = np.array(kernel.shape)
+    current = np.array(ndimage.center_of_mass(kernel))
+    wanted = shape // 2 + 0.5 * (np.array(_pair(sf)) - shape % 2)
+    shift = wanted - current
+    pad = int(np.ceil(np.max(np.abs(shift)))) + 1
+    kernel = np.pad(kernel, pad, mode="constant")
+    return ndimage.shift(kernel, shift)
+
+
+def find_kernels(image_path: str | Path, n_scales: int) -> list[Path]:
+    """Kernel files `<stem>_<i>.mat` (i = 0 .. n_scales - 1) beside an image; [] when there are none.
+
+    Raises FileNotFoundError when only some of them exist (a silent fallback to bicubic would be wrong).
+    """
+    image_path = Path(image_path)
+    paths = [image_path.with_name(f"{image_path.stem}_{i}.mat") for i in range(n_scales)]
+    present = [p.is_file() for p in paths]
+    if not any(present):
+        return []
+    if not all(present):
+        missing = [str(p) for p, ok in zip(paths, present) if not ok]
+        raise FileNotFoundError(f"incomplete kernel set for {image_path}: missing {missing}")
+    return paths
+
+
+def subsample_indices(in_len: int, out_len: int, sf: float) -> np.ndarray:
+    """Rows (or cols) kept after filtering: round(linspace(0, in_len - sf, out_len)) (round half to even)."""
+    return np.round(np.linspace(0, in_len - sf, out_len)).astype(np.int64)
+
+
+def _output_shape(in_shape: tuple[int, int], sf: Pair) -> tuple[int, int]:
+    return (int(math.ceil(in_shape[0] * (1.0 / sf[0]))), int(math.ceil(in_shape[1] * (1.0 / sf[1]))))
+
+
+def degrade_with_kernel(img: np.ndarray, kernel: np.ndarray, scale: float | Pair, shift: bool = True,
+                        output_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Blur an H x W (x C) float image with `kernel` (correlation, symmetric boundaries) and subsample by `scale`.
+
+    `scale` is the super-resolution factor (2 for x2). `shift=True` first centres the kernel with `kernel_shift`
+    (what ZSSR does with a given kernel), so that the result aligns like MATLAB bicubic downscaling.
+    """
+    sf = _pair(scale)
+    arr = np.asarray(img, dtype=np.float64)
+    k = kernel_shift(kernel, sf) if shift else np.asarray(kernel, dtype=np.float64)
+    planes = arr[..., None] if arr.ndim == 2 else arr
+    out_shape = output_shape or _output_shape(planes.shape[:2], sf)
+    rows = subsample_indices(planes.shape[0], out_shape[0], sf[0])
+    cols = subsample_indices(planes.shape[1], out_shape[1], sf[1])
+    out = np.stack([ndimage.correlate(planes[..., c], k, mode="reflect")[np.ix_(rows, cols)]
+                    for c in range(planes.shape[2])], axis=-1)
+    return out[..., 0] if arr.ndim == 2 else out
+
+
+def _symmetric_index(n: int, before: int, after: int) -> np.ndarray:
+    idx = np.arange(-before, n + after)
+    period = 2 * n
+    idx = np.mod(idx, period)
+    return np.where(idx < n, idx, period - 1 - idx)
+
+
+class KernelDownscaler:
+    """Device-resident degradation with one (already shifted) kernel: x (N x C x H x W) -> blurred, subsampled."""
+
+    def __init__(self, kernel: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+        kernel = np.asarray(kernel, dtype=np.float64)
+        self.kh, self.kw = kernel.shape
+        self.weight = torch.tensor(kernel, dtype=dtype, device=device)[None, None]
+        self.device = device
+        self._index_cache: dict[tuple, tuple[torch.Tensor, ...]] = {}
+
+    def _indices(self, h: int, w: int, oh: int, ow: int, sf: Pair) -> tuple[torch.Tensor, ...]:
+        key = (h, w, oh, ow, sf)
+        if key not in self._index_cache:
+            # scipy's correlate centres a kernel of size k at k // 2
+            py = _symmetric_index(h, self.kh // 2, self.kh - 1 - self.kh // 2)
+            px = _symmetric_index(w, self.kw // 2, self.kw - 1 - self.kw // 2)
+            rows = subsample_indices(h, oh, sf[0])
+            cols = subsample_indices(w, ow, sf[1])
+            # only the padded rows/cols that feed the kept outputs are needed: gather them, then a strided-free conv
+            as_t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.long, device=self.device)
+            self._index_cache[key] = (as_t(py), as_t(px), as_t(rows), as_t(cols))
+        return self._index_cache[key]
+
+    def __call__(self, x: torch.Tensor, scale: float | Pair, output_shape: tuple[int, int] | None = None
+                 ) -> torch.Tensor:
+        sf = _pair(scale)
+        n, c, h, w = x.shape
+        oh, ow = output_shape or _output_shape((h, w), sf)
+        py, px, rows, cols = self._indices(h, w, oh, ow, sf)
+        padded = x.index_select(-2, py).index_select(-1, px)
+        weight = self.weight.to(x.dtype).expand(c, 1, self.kh, self.kw)
+        blurred = F.conv2d(padded, weight, groups=c)
+        return blurred.index_select(-2, rows).index_select(-1, cols)
+
+
+__all__ = ["load_kernel", "kernel_shift", "find_kernels", "degrade_with_kernel", "KernelDownscaler",
+           "subsample_indices"]

@@ -1,0 +1,86 @@
+"""The original ZSSR learning-rate policy.
+
+The reconstruction error (MSE between the input and the network's reconstruction of it from its own downscaled
+version) is measured every `run_test_every` iterations. When (iteration + 1) % lr_check_every == 0 and more than
+`min_iters` iterations passed since the last change, a line is fitted to the last lr_slope_range // run_test_every
+measurements; if -lr_change_ratio * slope < std(slope) (the error no longer falls clearly), the rate is divided by
+lr_decay_factor. Training stops once the rate is below min_learning_rate.
+
+Measurements are kept as (device) tensors; they are read back to the host only when the policy is evaluated.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from zssr.config import ZSSRConfig
+
+
+def slope_and_std(steps: Sequence[float], values: Sequence[float], dof: int = 4) -> tuple[float, float]:
+    """Least-squares line through (steps, values): its slope and the slope's standard deviation.
+
+    The covariance is scaled by residuals / (n - dof): dof=4 is numpy.polyfit(cov=True) before numpy 1.16 (what the
+    original ran with), dof=2 is numpy >= 1.16. The denominator is kept >= 1.
+    """
+    x = np.asarray(steps, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        raise ValueError("need at least two measurements to fit a slope")
+    a = np.stack([x, np.ones_like(x)], axis=1)
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    resid = float(np.sum((a @ coef - y) ** 2))
+    unscaled = np.linalg.inv(a.T @ a)
+    var = unscaled[0, 0] * resid / max(x.size - dof, 1)
+    return float(coef[0]), float(np.sqrt(max(var, 0.0)))
+
+
+class OriginalLRPolicy:
+    def __init__(self, cfg: ZSSRConfig) -> None:
+        self.cfg = cfg
+        self.lr = cfg.learning_rate
+        self.change_iters: list[int] = [0]
+        self.steps: list[int] = []
+        self.errors: list[torch.Tensor | float] = []
+        self.fits: list[dict] = []  # (iteration, slope, std, changed) of every evaluation
+
+    def should_measure(self, iteration: int) -> bool:
+        return iteration % self.cfg.run_test_every == 0
+
+    def record(self, iteration: int, rec_error: torch.Tensor | float) -> None:
+        self.steps.append(iteration)
+        self.errors.append(rec_error.detach() if isinstance(rec_error, torch.Tensor) else float(rec_error))
+
+    def due(self, iteration: int) -> bool:
+        cfg = self.cfg
+        return ((iteration + 1) % cfg.lr_check_every == 0
+                and iteration - self.change_iters[-1] > cfg.min_iters
+                and len(self.errors) >= 2)
+
+    def update(self, iteration: int) -> bool:
+        """Evaluate the policy after `iteration`; True when the rate changed. Syncs only when it is due."""
+        if not self.due(iteration):
+            return False
+        n = self.cfg.measurements_per_fit
+        values = [float(v) for v in self.errors[-n:]]  # the only host sync of the loop
+        slope, std = slope_and_std(self.steps[-n:], values, self.cfg.lr_fit_dof)
+        changed = -self.cfg.lr_change_ratio * slope < std
+        if changed:
+            self.lr /= self.cfg.lr_decay_factor
+            self.change_iters.append(iteration)
+        self.fits.append(dict(iteration=iteration, slope=slope, std=std, changed=changed, lr=self.lr))
+        return changed
+
+    @property
+    def finished(self) -> bool:
+        return self.lr < self.cfg.min_learning_rate
+
+
+def make_policy(cfg: ZSSRConfig) -> OriginalLRPolicy:
+    if cfg.lr_schedule == "original-policy":
+        return OriginalLRPolicy(cfg)
+    raise NotImplementedError(f"lr_schedule {cfg.lr_schedule!r} is not implemented")
+
+
+__all__ = ["OriginalLRPolicy", "make_policy", "slope_and_std"]

@@ -1,0 +1,65 @@
+"""The ZSSR network: a plain stack of convolutions with a global residual over the interpolated input.
+
+Original: 8 layers, 3x3, width 64, ReLU between layers (none after the last), no bias, no normalisation, weights
+~ N(0, sqrt(init_variance / fan_in)) with fan_in = kh * kw * in_channels. The "depthwise" variant replaces every
+convolution by a depthwise kxk followed by a pointwise 1x1; "prelu" uses a per-channel PReLU (init 0.25).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from zssr.config import ZSSRConfig
+
+
+def _conv(cfg: ZSSRConfig, c_in: int, c_out: int) -> nn.Module:
+    k = cfg.kernel_size
+    if cfg.conv == "plain":
+        return nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=cfg.bias)
+    return nn.Sequential(nn.Conv2d(c_in, c_in, k, padding=k // 2, groups=c_in, bias=cfg.bias),
+                         nn.Conv2d(c_in, c_out, 1, bias=cfg.bias))
+
+
+def _act(cfg: ZSSRConfig, channels: int) -> nn.Module:
+    return nn.ReLU(inplace=True) if cfg.activation == "relu" else nn.PReLU(channels, init=0.25)
+
+
+class ZSSRNet(nn.Module):
+    def __init__(self, cfg: ZSSRConfig, channels: int = 3) -> None:
+        super().__init__()
+        widths = [channels] + [cfg.width] * (cfg.depth - 1) + [channels]
+        layers: list[nn.Module] = []
+        for i in range(cfg.depth):
+            layers.append(_conv(cfg, widths[i], widths[i + 1]))
+            if i < cfg.depth - 1:
+                layers.append(_act(cfg, widths[i + 1]))
+        self.body = nn.Sequential(*layers)
+        self.residual = cfg.learn_residual
+        self.init_variance = cfg.init_variance
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]
+                std = math.sqrt(self.init_variance / fan_in)
+                # draw on the CPU so that a seed gives the same weights on every device
+                w = torch.empty(m.weight.shape, dtype=torch.float32).normal_(0.0, std, generator=generator)
+                m.weight.copy_(w)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.PReLU):
+                m.weight.fill_(0.25)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return y + x.to(y.dtype) if self.residual else y
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+__all__ = ["ZSSRNet", "count_parameters"]
