@@ -1,0 +1,95 @@
+"""Rendering the shared context into report.md (GitHub markdown) and index.html (self-contained, no network)."""
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+from bench.report.load import load_run
+from bench.report.tables import Table
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def md_escape(value) -> str:
+    """Safe inside a GitHub table cell: no pipes, no line breaks."""
+    text = "" if value is None else str(value)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+
+
+def md_table(table: Table) -> str:
+    header = ["method"] + [c.header for c in table.columns]
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |",
+             "|" + "---|" + "|".join("---:" if c.key != "family" else "---" for c in table.columns) + "|"]
+    for row in table.rows:
+        cells = [md_escape(row.label)]
+        for cell in row.cells:
+            text = md_escape(cell.text)
+            cells.append(f"**{text}**" if cell.bold else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    if not table.rows:
+        lines.append("| (no results) |" + " |" * len(table.columns))
+    out = "\n".join(lines)
+    if table.notes:
+        out += "\n\n" + "\n".join(f"*{md_escape(n)}*" for n in table.notes)
+    return out
+
+
+def _num_attr(x: float) -> str:
+    return repr(float(x)) if isinstance(x, (int, float)) and math.isfinite(x) else "nan"
+
+
+def html_table(table: Table) -> Markup:
+    e = html.escape
+    parts = [f'<div class="scroll"><table class="summary" id="{e(table.anchor)}">',
+             '<tr><th class="name">method</th>' + "".join(
+                 f'<th class="{"name" if c.key == "family" else ""}" title="{e(c.tooltip)}">{e(c.header)}</th>'
+                 for c in table.columns) + "</tr>"]
+    for row in table.rows:
+        tds = [f'<td class="name" data-method="{e(row.method)}">{e(row.label)}</td>']
+        for col, cell in zip(table.columns, row.cells):
+            if col.key == "family":
+                tds.append(f'<td class="name">{e(cell.text)}</td>')
+                continue
+            cls = "best" if cell.bold else ""
+            tds.append(f'<td class="{cls}" data-metric="{e(col.key)}" data-mean="{_num_attr(cell.mean)}" '
+                       f'data-ci="{_num_attr(cell.ci)}" data-n="{cell.n}">{e(cell.text)}</td>')
+        parts.append(f'<tr class="fam-{e(row.family)}">' + "".join(tds) + "</tr>")
+    if not table.rows:
+        parts.append(f'<tr><td class="name" colspan="{len(table.columns) + 1}">(no results)</td></tr>')
+    parts.append("</table></div>")
+    for note in table.notes:
+        parts.append(f'<p class="note">{e(note)}</p>')
+    return Markup("\n".join(parts))
+
+
+def _env(autoescape: bool) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=autoescape,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["md"] = md_escape
+    env.globals["mdtable"] = md_table
+    env.globals["htmltable"] = html_table
+    return env
+
+
+def render_report(run_dir: Path) -> dict[str, Path]:
+    """Render <run_dir>/report.md and <run_dir>/index.html (plus figures/, crops/, summary.csv) from the run folder.
+
+    Returns {"markdown": path to report.md, "html": path to index.html}.
+    """
+    from bench.report.context import build_context  # matplotlib is imported only when rendering
+
+    run_dir = Path(run_dir)
+    context = build_context(load_run(run_dir))
+    md_path, html_path = run_dir / "report.md", run_dir / "index.html"
+    md_text = _env(autoescape=False).get_template("report.md.j2").render(**context)
+    while "\n\n\n" in md_text:
+        md_text = md_text.replace("\n\n\n", "\n\n")
+    md_path.write_text(md_text, encoding="utf-8")
+    html_path.write_text(_env(autoescape=True).get_template("index.html.j2").render(**context), encoding="utf-8")
+    return {"markdown": md_path, "html": html_path}

@@ -1,0 +1,34 @@
+import os
+from pathlib import Path
+
+import pytest
+
+
+def _env_dir(var: str) -> Path | None:
+    value = os.environ.get(var, "").strip()
+    return Path(value) if value else None
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = _env_dir("ZSSR_BENCH_DATA")
+    if root is None:
+        pytest.skip("ZSSR_BENCH_DATA is not set (point it at the shared datasets, e.g. ../shared/datasets)")
+    assert root.is_dir(), f"ZSSR_BENCH_DATA={root} is not a folder"
+    return root
+
+
+@pytest.fixture(scope="session")
+def reference_root() -> Path:
+    root = _env_dir("ZSSR_BENCH_REFERENCE")
+    if root is None:
+        pytest.skip("ZSSR_BENCH_REFERENCE is not set (point it at the shared reference files)")
+    assert root.is_dir(), f"ZSSR_BENCH_REFERENCE={root} is not a folder"
+    return root
+
+
+@pytest.fixture()
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ZSSR_BENCH_CACHE", str(cache))
+    return cache
