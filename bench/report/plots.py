@@ -49,8 +49,12 @@ def tradeoff(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Path | N
     if not metrics or TIME_METRIC not in set(df["metric"]):
         return None
     style = _method_style(data, methods)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    ncols = min(3, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, metrics):
         for m in methods:
             sub = df[df["method"] == m]
             t, _, nt = mean_ci(sub.loc[sub["metric"] == TIME_METRIC, "value"])
@@ -59,7 +63,7 @@ def tradeoff(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Path | N
                 continue
             ax.errorbar([t], [q], yerr=[qci] if np.isfinite(qci) else None, fmt=style[m]["marker"],
                         color=style[m]["color"], capsize=3, label=m, markersize=7)
-            ax.annotate(m, (t, q), textcoords="offset points", xytext=(5, 4), fontsize=7)
+            ax.annotate(m, (t, q), textcoords="offset points", xytext=(5, 4), fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel("mean seconds per image (log)")
         arrow = "↑ better" if data.higher_is_better(metric) else "↓ better"
@@ -68,7 +72,7 @@ def tradeoff(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Path | N
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8,
-                   bbox_to_anchor=(0.5, -0.12))
+                   bbox_to_anchor=(0.5, -0.06 / nrows))
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, out)

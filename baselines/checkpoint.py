@@ -1,0 +1,117 @@
+"""`checkpoint:<path>`: any SR checkpoint spandrel recognises (.pth, .pt, .ckpt, .safetensors).
+
+The architecture and native scale are detected from the file; other integer scales are produced at the native
+scale and resized with MATLAB bicubic (`native_scale()` is False for them), as for the built-in networks.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from baselines.api import Method, MethodInfo, MethodUnavailable
+from baselines.interpolation import matlab_bicubic
+from baselines.tiling import TileConfig, tiled_forward
+
+SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
+
+
+def describe_checkpoint(path: Path) -> Any:
+    """Load a checkpoint with spandrel on the CPU; MethodUnavailable with the reason when that is impossible."""
+    import spandrel
+
+    if not path.is_file():
+        raise MethodUnavailable(f"checkpoint {path}: no such file")
+    if path.suffix.lower() not in SUFFIXES:
+        raise MethodUnavailable(f"checkpoint {path}: unsupported file type {path.suffix!r} (use {', '.join(SUFFIXES)})")
+    try:
+        desc = spandrel.ModelLoader().load_from_file(path)
+    except spandrel.UnsupportedModelError as exc:
+        raise MethodUnavailable(f"checkpoint {path}: spandrel recognises no supported architecture in it "
+                                f"({exc}); see spandrel's list of architectures") from exc
+    except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file: say which and why
+        raise MethodUnavailable(f"checkpoint {path}: cannot be read as a model ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(desc, spandrel.ImageModelDescriptor):
+        raise MethodUnavailable(f"checkpoint {path}: {desc.architecture.name} is not an image-to-image model")
+    if desc.input_channels != 3 or desc.output_channels != 3:
+        raise MethodUnavailable(f"checkpoint {path}: {desc.architecture.name} maps {desc.input_channels} -> "
+                                f"{desc.output_channels} channels; an RGB -> RGB model is needed")
+    return desc
+
+
+class CheckpointMethod(Method):
+    scales = None  # any integer scale >= 2
+
+    def __init__(self, path: str | Path, profile: str = "paper", tile: int | None = 512, tile_pad: int = 10,
+                 half: bool | None = None) -> None:
+        super().__init__(profile=profile)
+        self.path = Path(path).expanduser()
+        self.name = f"checkpoint:{self.path.name}"
+        self.tile_config = TileConfig(tile=tile, pad=tile_pad)
+        self.half_request = half
+        self.desc: Any = None
+        self.dtype = torch.float32
+        self._sha256: str | None = None
+
+    def _describe(self) -> Any:
+        if self.desc is None:
+            self.desc = describe_checkpoint(self.path)
+            arch = self.desc.architecture.name
+            self.info = MethodInfo(
+                family="external",
+                training_data="unknown (user checkpoint)",
+                degradation="unknown (user checkpoint)",
+                licence="unknown",
+                parameters=sum(p.numel() for p in self.desc.model.parameters()),
+                notes=f"{arch} x{self.desc.scale} detected by spandrel from {self.path.name}",
+            )
+        return self.desc
+
+    @property
+    def model_scale(self) -> int:
+        return int(self._describe().scale)
+
+    def native_scale(self, scale: int) -> bool:
+        return scale == self.model_scale
+
+    def setup(self, device: torch.device) -> None:
+        super().setup(device)
+        desc = self._describe()
+        half = self.half_request
+        if half is None:
+            half = device.type == "cuda" and desc.supports_half
+        if half and not desc.supports_half:
+            raise MethodUnavailable(f"{self.name}: {desc.architecture.name} does not support fp16")
+        self.dtype = torch.float16 if half else torch.float32
+        desc.model.eval().to(device=device, dtype=self.dtype)
+        for p in desc.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.inference_mode()
+    def upscale(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
+        desc = self._describe()
+        native = int(desc.scale)
+        x = lr.to(device=self.device, dtype=self.dtype)
+        sr, used_tile = tiled_forward(desc, x, native, self.tile_config)
+        self.last_stats = {"tile": used_tile, "native-scale": native}
+        sr = sr.float().clamp_(0, 1)
+        if native != scale:
+            h, w = lr.shape[-2:]
+            sr = matlab_bicubic(sr, scale / native)[..., : h * scale, : w * scale].clamp_(0, 1)
+        return sr
+
+    def config(self) -> dict[str, Any]:
+        if self._sha256 is None and self.path.is_file():
+            h = hashlib.sha256()
+            with open(self.path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            self._sha256 = h.hexdigest()
+        cfg: dict[str, Any] = {"path": str(self.path), "sha256": self._sha256, "tile": self.tile_config.tile,
+                               "tile-pad": self.tile_config.pad, "dtype": str(self.dtype).replace("torch.", ""),
+                               "implementation": "spandrel"}
+        if self.desc is not None:
+            cfg.update({"architecture": self.desc.architecture.name, "native-scale": int(self.desc.scale)})
+        return cfg

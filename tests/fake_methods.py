@@ -1,0 +1,52 @@
+"""Small methods for harness tests (registered under test-* names)."""
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from baselines.api import Method, MethodInfo
+from baselines.methods import METHODS
+
+CALLS: list[tuple[str, int]] = []
+
+
+class Nearest(Method):
+    name = "test-nearest"
+    info = MethodInfo(family="interpolation", training_data="none", degradation="none")
+
+    def upscale(self, lr, scale):
+        CALLS.append((self.name, scale))
+        return F.interpolate(lr, scale_factor=scale, mode="nearest")
+
+
+class InterruptAfter(Nearest):
+    """Raises KeyboardInterrupt on its (budget+1)-th call, as a user pressing Ctrl-C would."""
+
+    name = "test-interrupt"
+    budget = 3
+
+    def upscale(self, lr, scale):
+        if sum(1 for n, _ in CALLS if n == self.name) >= InterruptAfter.budget:
+            raise KeyboardInterrupt
+        return super().upscale(lr, scale)
+
+
+class Broken(Nearest):
+    name = "test-broken"
+
+    def upscale(self, lr, scale):
+        raise RuntimeError("this method always fails")
+
+
+class MissingWeights(Nearest):
+    name = "test-missing-weights"
+
+    def setup(self, device):
+        from baselines.api import MethodUnavailable
+
+        raise MethodUnavailable("weights file test.pth not found; run `make weights`")
+
+
+def register() -> None:
+    for cls in (Nearest, InterruptAfter, Broken, MissingWeights):
+        if cls.name not in METHODS:
+            METHODS.register(cls.name, cls)
