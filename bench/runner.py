@@ -253,7 +253,7 @@ def run(options: RunOptions, render: bool = True) -> RunSummary:
         if int(s) != s or s < 2:
             raise ValueError(f"scale {s!r}: scales are integers >= 2 (e.g. SCALES=2,3,4)")
     names = list(options.methods) or DEFAULT_METHODS[profile]
-    methods = {name: create_method(name, profile=profile) for name in names}
+    methods = {name: _create(name, profile) for name in names}
     ids = {n: config_id(n, m.config(), profile, options.protocol, options.seed) for n, m in methods.items()}
     out = Path(options.out) if options.out else default_out(dataset, profile, options.protocol)
     out.mkdir(parents=True, exist_ok=True)
@@ -282,6 +282,36 @@ def run(options: RunOptions, render: bool = True) -> RunSummary:
 
         summary.report = render_report(out)
     return summary
+
+
+def _create(name: str, profile: str):
+    """A method instance; one that cannot even be built (import error, bad checkpoint path) becomes a placeholder
+    whose cells are recorded as failed with the reason. A name that is not registered is an error at once."""
+    from baselines.api import Method, MethodInfo, MethodUnavailable
+    from baselines.methods import CHECKPOINT_PREFIX, METHODS, create_method
+    from baselines.registry import UnknownNameError
+
+    if not name.startswith(CHECKPOINT_PREFIX) and name not in METHODS:
+        METHODS.resolve(name)  # raises with a did-you-mean
+    try:
+        return create_method(name, profile=profile)
+    except UnknownNameError:
+        raise
+    except Exception as exc:  # recorded per cell, the run goes on
+        reason = f"{type(exc).__name__}: {exc}"
+
+        class Unavailable(Method):
+            info = MethodInfo(family="unknown", training_data="unknown", degradation="unknown", notes=reason)
+
+            def setup(self, device):
+                raise MethodUnavailable(f"{name} could not be created: {reason}")
+
+            def config(self):
+                return {"unavailable": reason}
+
+        placeholder = Unavailable(profile=profile)
+        placeholder.name = name
+        return placeholder
 
 
 def _all_failures(results_path: Path) -> list[dict]:
