@@ -16,6 +16,13 @@ from bench.report.load import TIME_METRIC, RunData  # noqa: E402
 from bench.report.tables import mean_ci, paired_differences  # noqa: E402
 
 FAMILY_COLOURS = {"interpolation": "#7f7f7f", "internal": "#d62728", "external": "#1f77b4", "other": "#2ca02c"}
+# Shades per family, so that methods of one family stay distinguishable (grey / reds / blues / greens).
+FAMILY_SHADES = {
+    "interpolation": ["#7f7f7f", "#b0b0b0", "#4d4d4d"],
+    "internal": ["#d62728", "#f4a09c", "#8c1c13", "#e8665f", "#5c0f0a"],
+    "external": ["#1f77b4", "#9ecae1", "#0b3d66", "#4f9bd1", "#6a51a3", "#bcbddc"],
+    "other": ["#2ca02c", "#98df8a", "#145214"],
+}
 MARKERS = "osD^vP*Xh<>"
 DPI = 110
 
@@ -25,8 +32,9 @@ def slug(text: str) -> str:
 
 
 def _save(fig, path: Path) -> Path:
+    # Layouts are fitted with tight_layout; bbox_inches="tight" would draw every figure twice.
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
 
@@ -38,7 +46,8 @@ def _method_style(data: RunData, methods: list[str]) -> dict[str, dict]:
         fam = data.family(m)
         k = per_family.get(fam, 0)
         per_family[fam] = k + 1
-        style[m] = {"color": FAMILY_COLOURS.get(fam, FAMILY_COLOURS["other"]), "marker": MARKERS[k % len(MARKERS)]}
+        shades = FAMILY_SHADES.get(fam, FAMILY_SHADES["other"])
+        style[m] = {"color": shades[k % len(shades)], "marker": MARKERS[k % len(MARKERS)]}
     return style
 
 
@@ -68,12 +77,8 @@ def tradeoff(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Path | N
         ax.set_xlabel("mean seconds per image (log)")
         arrow = "↑ better" if data.higher_is_better(metric) else "↓ better"
         ax.set_ylabel(f"{metric} ({arrow})")
-        ax.grid(True, which="both", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8,
-                   bbox_to_anchor=(0.5, -0.06 / nrows))
-    fig.suptitle(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(title + "  (grey: interpolation, red: internal, blue: external)", fontsize=10)
     fig.tight_layout()
     return _save(fig, out)
 
@@ -87,10 +92,14 @@ def category_bars(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Pat
         return None
     style = _method_style(data, methods)
     width = 0.8 / max(len(methods), 1)
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(6, 1.2 * len(categories) * max(1, len(methods) / 3)),
-                                                       2.6 * len(metrics)), squeeze=False)
+    ncols = 2 if len(metrics) > 2 and len(categories) * len(methods) <= 40 else 1
+    nrows = math.ceil(len(metrics) / ncols)
+    panel_w = max(5.5, 0.25 * len(categories) * len(methods) + 1)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_w * ncols, 2.7 * nrows + 0.8), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
     x = np.arange(len(categories))
-    for ax, metric in zip(axes[:, 0], metrics):
+    for ax, metric in zip(axes.flat, metrics):
         lows = []
         for k, m in enumerate(methods):
             means, cis = [], []
@@ -102,16 +111,21 @@ def category_bars(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Pat
                 if np.isfinite(mean):
                     lows.append(mean - (ci if np.isfinite(ci) else 0.0))
             ax.bar(x + (k - (len(methods) - 1) / 2) * width, means, width, yerr=cis, capsize=2,
-                   color=style[m]["color"], alpha=0.45 + 0.55 * (k + 1) / len(methods), label=m,
-                   edgecolor="black", linewidth=0.4)
+                   color=style[m]["color"], label=m, edgecolor="black", linewidth=0.4,
+                   error_kw={"elinewidth": 0.8})
         if metric.startswith("psnr") and lows:
             ax.set_ylim(bottom=max(0.0, math.floor(min(lows)) - 1))
+        elif lows:
+            ax.set_ylim(bottom=0.0)
         ax.set_xticks(x, categories, fontsize=8)
         ax.set_ylabel(f"{metric} ({'↑' if data.higher_is_better(metric) else '↓'})")
         ax.grid(True, axis="y", alpha=0.3)
-    axes[0, 0].legend(fontsize=7, ncol=min(len(methods), 4), loc="upper left", bbox_to_anchor=(0, 1.35))
-    fig.suptitle(title, fontsize=10, y=1.0 + 0.15 / len(metrics))
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.suptitle(title, fontsize=10)
+    height = fig.get_figheight()
+    fig.legend(handles, labels, fontsize=8, ncol=min(len(methods), 6), loc="upper center", frameon=False,
+               bbox_to_anchor=(0.5, 1 - 0.3 / height))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / height))
     return _save(fig, out)
 
 
@@ -138,11 +152,12 @@ def paired(data: RunData, df: pd.DataFrame, metrics: list[str], out: Path, title
                           fontsize=6 if len(diff) > 30 else 7)
             unit = data.unit(metric)
             wins = int((diff > 0).sum())
-            ax.set_title(f"{i} vs {e}: {metric}, {wins}/{len(diff)} images won by {i}", fontsize=8)
-            ax.set_ylabel(f"Δ{metric} {unit}".strip() + (" (sign: + = internal better)" if c == 0 else ""),
-                          fontsize=7)
+            ax.set_title(f"{i} vs {e}, {metric}: internal better on {wins}/{len(diff)}", fontsize=8)
+            sign = "" if data.higher_is_better(metric) else "−"
+            ax.set_ylabel(f"{sign}Δ{metric} {unit}".strip(), fontsize=8)
             ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(title + "  (green: internal learning better)", fontsize=10)
+    fig.suptitle(title + "\n(positive, green: the internal method is better on that image; "
+                 "differences of lower-is-better metrics are negated)", fontsize=9)
     fig.tight_layout()
     return _save(fig, out)
 
@@ -180,7 +195,8 @@ def training_curves(data: RunData, out_dir: Path) -> list[tuple[str, int, Path]]
                 if col not in cv:
                     continue
                 y = pd.to_numeric(cv[col], errors="coerce")
-                ax.plot(cv["iteration"], y, linewidth=1, alpha=alpha, label=image)
+                ax.plot(cv["iteration"], y, linewidth=1, alpha=alpha, label=image,
+                        drawstyle="steps-post" if col == "lr" else "default")
             if col in ("loss", "rec_error", "lr"):
                 values = np.concatenate([pd.to_numeric(cv[col], errors="coerce").to_numpy(dtype=float)
                                          for _, cv in curves if col in cv])
@@ -188,7 +204,7 @@ def training_curves(data: RunData, out_dir: Path) -> list[tuple[str, int, Path]]
                     ax.set_yscale("log")
             ax.set_xlabel("iteration")
             ax.set_ylabel({"loss": "training loss", "rec_error": "reconstruction error", "lr": "learning rate"}[col])
-            ax.grid(True, which="both", alpha=0.3)
+            ax.grid(True, alpha=0.3)
         if len(curves) <= 10:
             axes[0][0].legend(fontsize=7)
         fig.suptitle(f"{method}, ×{scale}: training curves ({len(curves)} images)", fontsize=10)
