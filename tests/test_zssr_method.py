@@ -1,0 +1,30 @@
+"""baselines.zssr_method: the harness adapters for the ZSSR presets."""
+import json
+
+import pytest
+import torch
+
+from baselines.methods import create_method
+
+
+def test_adapters_profiles_and_config():
+    m = create_method("zssr-original", profile="quick")
+    assert m.name == "zssr-original" and m.info.family == "internal"
+    cfg = m.config()
+    json.dumps(cfg)
+    assert cfg["profile"] == "quick" and cfg["zssr"]["max_iters"] < 3000
+    paper = create_method("zssr-original-gradual")
+    assert paper.config()["zssr"]["max_iters"] == 3000 and len(paper.config()["zssr"]["gradual_increments"]) == 6
+    with pytest.raises(ValueError, match="profile"):
+        create_method("zssr-original", profile="fast")
+    with pytest.raises(TypeError, match="max_iters"):
+        create_method("zssr-original", max_iter=3)
+
+
+def test_adapter_upscales_a_batch_and_reports_stats():
+    m = create_method("zssr-original", profile="quick", max_iters=6, crop_size=16, back_projection_iters=1)
+    m.setup(torch.device("cpu"))
+    m.set_seed(5)
+    out = m.upscale(torch.rand(2, 3, 10, 12), 2)
+    assert out.shape == (2, 3, 20, 24)
+    assert m.last_stats["iterations"] == 12 and m.last_stats["seconds-train"] > 0 and m.last_stats["curve"]
