@@ -36,3 +36,13 @@ def create_method(name: str, profile: str = "paper", **kwargs: Any) -> Method:
         return CheckpointMethod(name[len(CHECKPOINT_PREFIX):], profile=profile, **kwargs)
     cls = METHODS.resolve(name)
     return cls(profile=profile, **kwargs)
+
+
+def load_plugins() -> None:
+    """Import the modules named in ZSSR_BENCH_PLUGINS (comma-separated) so that they can register methods
+    without editing this file; worker processes inherit the variable and do the same."""
+    import importlib
+    import os
+
+    for module in filter(None, (m.strip() for m in os.environ.get("ZSSR_BENCH_PLUGINS", "").split(","))):
+        importlib.import_module(module)

@@ -22,7 +22,7 @@ def select_device(name: str = "auto") -> torch.device:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
 def synchronize(device: torch.device) -> None:
@@ -82,8 +82,10 @@ def timed(device: torch.device, out: dict, key: str) -> Iterator[None]:
         out[key] = time.perf_counter() - start
 
 
-def configure_threads() -> None:
-    """Respect an explicit OMP_NUM_THREADS; otherwise torch's default (all cores)."""
-    value = os.environ.get("ZSSR_BENCH_THREADS")
+def configure_threads(threads: int | None = None) -> int:
+    """Threads for this process: an explicit count (workers share the cores), else ZSSR_BENCH_THREADS, else
+    torch's default (all cores). Returns the count in force."""
+    value = threads or os.environ.get("ZSSR_BENCH_THREADS")
     if value:
-        torch.set_num_threads(int(value))
+        torch.set_num_threads(max(1, int(value)))
+    return torch.get_num_threads()

@@ -242,6 +242,9 @@ def run(options: RunOptions, render: bool = True) -> RunSummary:
     from bench.device import configure_threads, select_device
     from bench.runinfo import write_run_json
 
+    from baselines.methods import load_plugins
+
+    load_plugins()
     if options.protocol not in ("rgb", "y-only"):
         raise ValueError(f"unknown protocol {options.protocol!r}; use rgb or y-only")
     configure_threads()

@@ -27,6 +27,15 @@ def reference_root() -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def test_plugins(monkeypatch):
+    """Test methods (tests/fake_methods.py) are registered through the plugin variable, as users would do,
+    so that worker processes see them too."""
+    tests_dir = str(Path(__file__).parent)
+    monkeypatch.setenv("ZSSR_BENCH_PLUGINS", "fake_methods")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH", "")) if p))
+
+
 @pytest.fixture()
 def isolated_cache(tmp_path, monkeypatch) -> Path:
     cache = tmp_path / "cache"

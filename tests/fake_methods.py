@@ -46,7 +46,26 @@ class MissingWeights(Nearest):
         raise MethodUnavailable("weights file test.pth not found; run `make weights`")
 
 
+class DieOnce(Nearest):
+    """Kills its worker process the first time it runs a x3 cell (a marker file makes it happen once)."""
+
+    name = "test-die-once"
+
+    def upscale(self, lr, scale):
+        import os
+        from pathlib import Path
+
+        marker = Path(os.environ["DIE_ONCE_MARKER"])
+        if scale == 3 and not marker.exists():
+            marker.write_text("died")
+            os._exit(17)
+        return super().upscale(lr, scale)
+
+
 def register() -> None:
-    for cls in (Nearest, InterruptAfter, Broken, MissingWeights):
+    for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce):
         if cls.name not in METHODS:
             METHODS.register(cls.name, cls)
+
+
+register()  # imported as a plugin (ZSSR_BENCH_PLUGINS=fake_methods) in workers too

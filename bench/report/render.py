@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from pathlib import Path
 
 import jinja2
@@ -39,6 +40,12 @@ def md_table(table: Table) -> str:
     return out
 
 
+def html_code(value) -> Markup:
+    """Escape, then show `backticked` spans as <code>."""
+    text = html.escape("" if value is None else str(value))
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", text))
+
+
 def _num_attr(x: float) -> str:
     return repr(float(x)) if isinstance(x, (int, float)) and math.isfinite(x) else "nan"
 
@@ -50,10 +57,10 @@ def html_table(table: Table) -> Markup:
                  f'<th class="{"name" if c.key == "family" else ""}" title="{e(c.tooltip)}">{e(c.header)}</th>'
                  for c in table.columns) + "</tr>"]
     for row in table.rows:
-        tds = [f'<td class="name" data-method="{e(row.method)}">{e(row.label)}</td>']
+        tds = [f'<td class="name method" data-method="{e(row.method)}">{e(row.label)}</td>']
         for col, cell in zip(table.columns, row.cells):
             if col.key == "family":
-                tds.append(f'<td class="name">{e(cell.text)}</td>')
+                tds.append(f'<td class="name method">{e(cell.text)}</td>')
                 continue
             cls = "best" if cell.bold else ""
             tds.append(f'<td class="{cls}" data-metric="{e(col.key)}" data-mean="{_num_attr(cell.mean)}" '
@@ -72,6 +79,7 @@ def _env(autoescape: bool) -> jinja2.Environment:
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
     env.filters["md"] = md_escape
+    env.filters["code"] = html_code
     env.globals["mdtable"] = md_table
     env.globals["htmltable"] = html_table
     return env

@@ -1,0 +1,170 @@
+#!/usr/bin/env python
+"""ZSSR speed: the full training loop vs the bare network step, and seconds per image end to end.
+
+    python tools/bench_zssr_speed.py --device cpu --iters 100 --threads 2
+    python tools/bench_zssr_speed.py --device cuda --iters 500 --amp
+
+1. bare step: forward + L1 loss + backward + Adam step of the ZSSR network on one fixed 128x128 crop;
+2. full loop: ZSSR's training loop (augmentation via grid_sample, degradation and interpolation by resampling
+   matrices, the step, the reconstruction-error measurement every 50 iterations, the lr policy), same crop size,
+   trained on a Set5 LR image; timed from last_stats["seconds-train"] (the final ensemble excluded);
+3. end to end: one Set5 image (HR from $ZSSR_BENCH_DATA/set5/HR, x2 LR by MATLAB bicubic, rounded to uint8),
+   ZSSR.upscale with the chosen profile, wall-clock seconds and PSNR-Y against bicubic.
+Not a test; numbers depend on what else runs on the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from zssr import ZSSR, ZSSRConfig  # noqa: E402
+from zssr.network import ZSSRNet  # noqa: E402
+from zssr.resize import imresize  # noqa: E402
+
+QUICK = dict(max_iters=400, min_iters=128, lr_slope_range=128, run_test_every=25, lr_check_every=30)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def load_set5(name: str, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    root = os.environ.get("ZSSR_BENCH_DATA")
+    if not root:
+        raise SystemExit("set ZSSR_BENCH_DATA to the datasets folder (e.g. ../shared/datasets)")
+    path = Path(root) / "set5" / "HR" / f"{name}.png"
+    if not path.is_file():
+        raise SystemExit(f"Set5 image not found: {path}")
+    hr = np.asarray(Image.open(path).convert("RGB"))
+    hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
+    from basicsr.utils.matlab_functions import imresize as matlab_imresize
+
+    lr = matlab_imresize(hr.astype(np.float64) / 255.0, 1.0 / scale)
+    lr = np.clip(np.round(lr * 255.0), 0, 255).astype(np.uint8)
+    return hr, lr
+
+
+def psnr_y(sr: np.ndarray, hr: np.ndarray, border: int) -> float:
+    def y(img: np.ndarray) -> np.ndarray:
+        f = img.astype(np.float64) / 255.0
+        return np.round(16 + 65.481 * f[..., 0] + 128.553 * f[..., 1] + 24.966 * f[..., 2])
+
+    a, b = y(sr)[border:-border, border:-border], y(hr)[border:-border, border:-border]
+    return float(10 * np.log10(255.0 ** 2 / np.mean((a - b) ** 2)))
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    return np.clip(np.round(t[0].permute(1, 2, 0).float().cpu().numpy() * 255.0), 0, 255).astype(np.uint8)
+
+
+def bare_step_rate(cfg: ZSSRConfig, device: torch.device, iters: int, warmup: int) -> float:
+    torch.manual_seed(0)
+    net = ZSSRNet(cfg)
+    net.reset_parameters(torch.Generator().manual_seed(0))
+    net.to(device)
+    channels_last = cfg.channels_last and device.type == "cuda"
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate,
+                           **({"fused": True} if device.type == "cuda" else {}))
+    x = torch.rand(1, 3, cfg.crop_size, cfg.crop_size, device=device)
+    target = torch.rand_like(x)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    amp_dtype = torch.bfloat16 if cfg.amp_dtype == "bfloat16" else torch.float16
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
+            y = net(x)
+        loss = torch.nn.functional.l1_loss(y.float(), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step()
+    sync(device)
+    return iters / (time.perf_counter() - t0)
+
+
+def loop_rate(cfg: ZSSRConfig, lr: torch.Tensor, iters: int, warmup: int) -> tuple[float, dict]:
+    # the policy cannot stop a run this short before max_iters; the ensemble is excluded from seconds-train
+    base = cfg.replace(back_projection_iters=(0,), ensemble=False)
+    ZSSR(base.replace(max_iters=warmup)).upscale(lr, 2)
+    z = ZSSR(base.replace(max_iters=iters))
+    z.upscale(lr, 2)
+    return z.last_stats["iterations"] / z.last_stats["seconds-train"], z.last_stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--iters", type=int, default=100, help="timed iterations for the bare step and the loop")
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--image", default="bird", help="Set5 image for the loop and the end-to-end run")
+    ap.add_argument("--profile", choices=("paper", "quick"), default="quick",
+                    help=f"end-to-end configuration: the original preset, or quick = {QUICK}")
+    ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end run")
+    ap.add_argument("--amp", action="store_true")
+    ap.add_argument("--no-channels-last", action="store_true")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    cfg = ZSSRConfig.preset("original").replace(device=str(device), amp=args.amp,
+                                                channels_last=not args.no_channels_last)
+    hr, lr_u8 = load_set5(args.image, 2)
+    lr = (torch.from_numpy(lr_u8).permute(2, 0, 1)[None].float() / 255.0).to(device)
+    info = dict(device=str(device), device_name=torch.cuda.get_device_name(device) if device.type == "cuda"
+                else f"cpu ({os.cpu_count()} cores)", threads=torch.get_num_threads(), torch=torch.__version__,
+                image=args.image, lr_size=list(lr_u8.shape[:2]), crop=cfg.crop_size, iters=args.iters,
+                amp=args.amp, load_average=os.getloadavg())
+    print(json.dumps(info))
+
+    bare = bare_step_rate(cfg, device, args.iters, args.warmup)
+    loop, _ = loop_rate(cfg, lr, args.iters, args.warmup)
+    res = dict(bare_step_it_per_s=bare, full_loop_it_per_s=loop, loop_overhead_percent=100 * (bare / loop - 1))
+    print(f"bare step : {bare:8.2f} it/s  ({1000 / bare:.1f} ms/it)")
+    print(f"full loop : {loop:8.2f} it/s  ({1000 / loop:.1f} ms/it)   overhead {res['loop_overhead_percent']:+.1f}%")
+
+    if not args.no_e2e:
+        e2e_cfg = cfg if args.profile == "paper" else cfg.replace(**QUICK)
+        bicubic = to_uint8(imresize(lr, 2).clamp(0, 1))
+        sync(device)
+        t0 = time.perf_counter()
+        z = ZSSR(e2e_cfg)
+        sr = z.upscale(lr, 2)
+        sync(device)
+        seconds = time.perf_counter() - t0
+        res.update(e2e_profile=args.profile, e2e_seconds=seconds, e2e_iterations=z.last_stats["iterations"],
+                   e2e_seconds_train=z.last_stats["seconds-train"], psnr_y_zssr=psnr_y(to_uint8(sr), hr, 2),
+                   psnr_y_bicubic_rgb=psnr_y(bicubic, hr, 2))
+        print(f"end to end ({args.profile}, {args.image} x2): {seconds:.1f} s, {res['e2e_iterations']} iterations, "
+              f"PSNR-Y {res['psnr_y_zssr']:.2f} dB (bicubic on RGB {res['psnr_y_bicubic_rgb']:.2f} dB)")
+    res["load_average_after"] = os.getloadavg()
+    if args.json:
+        args.json.write_text(json.dumps({**info, **res}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
