@@ -40,7 +40,7 @@ def _spec():
     return METRIC_SPECS
 
 
-def make_run(root: Path, profile: str = "quick", protocol: str = "rgb") -> Path:
+def make_run(root: Path, profile: str = "quick", protocol: str = "rgb", scales: tuple[int, ...] = (2, 4)) -> Path:
     """A small run folder: 6 images in 3 categories (one with a single image), x2 and x4, 5 methods,
     one failed cell, one NaN value, dat-x4 absent at x2, realesrgan at a non-native scale at x2,
     ZSSR curves for some images, one missing SR output."""
@@ -52,7 +52,7 @@ def make_run(root: Path, profile: str = "quick", protocol: str = "rgb") -> Path:
         for k, image in enumerate(images):
             base = (128 + 60 * np.sin(xx / (3 + k)) * np.cos(yy / 5)).clip(0, 255)
             hr = np.stack([base, base[::-1], base.T], axis=-1).astype(np.uint8)
-            for scale in (2, 4):
+            for scale in scales:
                 (root / "inputs").mkdir(exist_ok=True)
                 Image.fromarray(hr).save(root / "inputs" / f"{image}_x{scale}_hr.png")
                 Image.fromarray(hr[::scale, ::scale]).save(root / "inputs" / f"{image}_x{scale}_lr.png")
@@ -104,7 +104,7 @@ def make_run(root: Path, profile: str = "quick", protocol: str = "rgb") -> Path:
         "dataset": {"name": "synth", "version": "1", "n_images": 6, "source": "generated in tests"},
         "profile": profile, "protocol": protocol,
         "protocol_text": "HR mod-cropped to a multiple of the scale, downscaled with MATLAB bicubic, rounded to uint8.",
-        "seed": 0, "scales": [2, 4],
+        "seed": 0, "scales": list(scales),
         "methods": {m: {"config": {"name": m}, "info": {"family": f, "training_data": f"{m}-data",
                                                         "degradation": "bicubic", "licence": "MIT",
                                                         "parameters": 1234567, "paper": "Someone 2020",
@@ -204,7 +204,7 @@ def quick_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory):
-    run = make_run(tmp_path_factory.mktemp("paper") / "run", profile="paper", protocol="y-only")
+    run = make_run(tmp_path_factory.mktemp("paper") / "run", profile="paper", protocol="y-only", scales=(4,))
     return run, render_report(run)
 
 
@@ -361,6 +361,41 @@ def test_robust_to_sparse_runs(tmp_path):
     paths = render_report(run)
     md = paths["markdown"].read_text()
     assert "weights missing" in md and "n/a" in md and "25.00" in md
+
+
+def test_empty_results(tmp_path):
+    run = tmp_path / "empty"
+    run.mkdir()
+    (run / "results.csv").write_text(",".join(COLUMNS) + "\n")
+    paths = render_report(run)
+    assert "None: every cell finished." in paths["markdown"].read_text()
+    assert paths["html"].is_file()
+
+
+def test_missing_results_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="results.csv"):
+        render_report(tmp_path)
+
+
+def test_large_sets_get_crops_for_the_most_instructive_images(tmp_path):
+    """Over 20 images per scale, crops are made only for the images where the methods disagree most."""
+    from bench.report.crops import render_crops
+    from bench.report.load import load_run
+
+    run = tmp_path / "big"
+    (run / "sr" / "a").mkdir(parents=True)
+    (run / "sr" / "b").mkdir(parents=True)
+    rows = []
+    for k in range(25):
+        for method, psnr in (("a", 30.0), ("b", 30.0 + k / 10)):
+            rows.append({"dataset": "d", "category": "c", "image": f"im{k:02d}", "scale": 2, "method": method,
+                         "config_id": "c", "protocol": "rgb", "profile": "paper", "metric": "psnr-y",
+                         "value": psnr, "native_scale": "True", "device": "cpu", "note": ""})
+            img = np.full((16, 16, 3), 100 if method == "a" else 120, np.uint8)
+            Image.fromarray(img).save(run / "sr" / method / f"im{k:02d}_x2.png")
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(run / "results.csv", index=False)
+    figures = render_crops(load_run(run), run / "crops", max_images=5)
+    assert sorted(f.image for f in figures) == [f"im{k}" for k in range(20, 25)]
 
 
 # --------------------------------------------------------------------------------------------------------------

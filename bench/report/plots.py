@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -24,11 +25,18 @@ FAMILY_SHADES = {
     "other": ["#2ca02c", "#98df8a", "#145214"],
 }
 MARKERS = "osD^vP*Xh<>"
-DPI = 110
+DPI = 100
 
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "x"
+
+
+def _plain_log(axis) -> None:
+    """Log-axis labels as plain numbers (0.01, 0.1, 2, 5): easier to read than 10^k, and no mathtext to lay out.
+    Minor ticks are labelled (some or all) when the axis spans about a decade or less."""
+    axis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1.3, 0.5)))
+    axis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1.3, 0.5)))
 
 
 def _save(fig, path: Path) -> Path:
@@ -74,6 +82,7 @@ def tradeoff(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Path | N
                         color=style[m]["color"], capsize=3, label=m, markersize=7)
             ax.annotate(m, (t, q), textcoords="offset points", xytext=(5, 4), fontsize=8)
         ax.set_xscale("log")
+        _plain_log(ax.xaxis)
         ax.set_xlabel("mean seconds per image (log)")
         arrow = "↑ better" if data.higher_is_better(metric) else "↓ better"
         ax.set_ylabel(f"{metric} ({arrow})")
@@ -202,6 +211,7 @@ def training_curves(data: RunData, out_dir: Path) -> list[tuple[str, int, Path]]
                                          for _, cv in curves if col in cv])
                 if np.isfinite(values).any() and np.nanmin(values) > 0:
                     ax.set_yscale("log")
+                    _plain_log(ax.yaxis)
             ax.set_xlabel("iteration")
             ax.set_ylabel({"loss": "training loss", "rec_error": "reconstruction error", "lr": "learning rate"}[col])
             ax.grid(True, alpha=0.3)
