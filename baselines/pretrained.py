@@ -41,6 +41,7 @@ class SpandrelMethod(Method):
     weights: dict[int, str] = {}  # native scale -> weight-store name
     scales: tuple[int, ...] | None = (2, 3, 4)
     expected_arch: str = ""
+    channels_last: bool = False  # NHWC convolutions: ~1.4x faster for the conv nets on CPU (oneDNN)
 
     def __init__(self, profile: str = "paper", tile: int | None = 512, tile_pad: int = 10,
                  half: bool | None = None) -> None:
@@ -89,6 +90,8 @@ class SpandrelMethod(Method):
                 raise MethodUnavailable(f"{self.name}: {desc.architecture.name} does not support fp16")
             self.dtype = torch.float16 if half else torch.float32
             desc.model.eval().to(device=device, dtype=self.dtype)
+            if self.channels_last:
+                desc.model.to(memory_format=torch.channels_last)
             for p in desc.model.parameters():
                 p.requires_grad_(False)
             self.models[native] = desc
@@ -103,6 +106,8 @@ class SpandrelMethod(Method):
         native = self._source_scale(scale)
         desc = self.models[native]
         x = lr.to(device=self.device, dtype=self.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         sr, used_tile = tiled_forward(desc, x, native, self.tile_config)
         self.last_stats = {"tile": used_tile, "native-scale": native}
         sr = sr.float().clamp_(0, 1)
@@ -122,6 +127,7 @@ class SpandrelMethod(Method):
             "tile-pad": self.tile_config.pad,
             "tile-border": "reflect",
             "dtype": str(self.dtype).replace("torch.", ""),
+            "channels-last": self.channels_last,
             "implementation": "spandrel",
         }
 
@@ -130,6 +136,7 @@ class RealESRGANx4plus(SpandrelMethod):
     name = "realesrgan-x4plus"
     weights = {4: "realesrgan-x4plus"}
     expected_arch = "ESRGAN"
+    channels_last = True
     info = MethodInfo(
         family="external",
         training_data="DF2K + OST, synthetic real-world degradations (blur, noise, resize, JPEG; two passes)",
@@ -146,6 +153,7 @@ class RealESRGANx4plusAnime(SpandrelMethod):
     name = "realesrgan-x4plus-anime"
     weights = {4: "realesrgan-x4plus-anime"}
     expected_arch = "ESRGAN"
+    channels_last = True
     info = MethodInfo(
         family="external",
         training_data="anime images, synthetic real-world degradations",
@@ -162,6 +170,7 @@ class RealESRAnimeVideoV3(SpandrelMethod):
     name = "realesr-animevideov3"
     weights = {4: "realesr-animevideov3"}
     expected_arch = "RealESRGAN Compact"
+    channels_last = True
     info = MethodInfo(
         family="external",
         training_data="anime video frames, synthetic real-world degradations",
@@ -194,6 +203,7 @@ class ESRGAN(SpandrelMethod):
     name = "esrgan"
     weights = {4: "esrgan-x4"}
     expected_arch = "ESRGAN"
+    channels_last = True
     info = MethodInfo(
         family="external",
         training_data="DF2K + OST (outdoor scenes), bicubic x4",
@@ -210,6 +220,7 @@ class RRDBPSNR(SpandrelMethod):
     name = "rrdb-psnr"
     weights = {4: "rrdb-psnr-x4"}
     expected_arch = "ESRGAN"
+    channels_last = True
     info = MethodInfo(
         family="external",
         training_data="DF2K, bicubic x4",
