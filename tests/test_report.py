@@ -472,3 +472,13 @@ def test_index_html_in_headless_chromium(quick_run, tmp_path):
         arr = np.asarray(im.convert("L"), dtype=float)
     assert im.size == (1400, 2400)
     assert arr.std() > 10  # not a blank page
+
+
+def test_report_package_imports_no_model_code():
+    code = ("import sys, bench.report, bench.report.render, bench.report.context; "
+            "bad = [m for m in ('torch', 'torchvision', 'basicsr', 'lpips', 'spandrel', 'zssr', 'baselines') "
+            "if m in sys.modules]; assert not bad, bad")
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]

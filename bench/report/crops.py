@@ -141,7 +141,9 @@ def render_crops(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -> 
             if hr is not None:
                 panels.append((f"HR (ground truth)\ncrop {size}×{size} at ({left}, {top})", hr[:h, :w]))
             for (m, _), arr in zip(outputs, sr_arrays):
-                panels.append((_label(m, _values(scale_df, m, image, scale)), arr))
+                cell = scale_df[(scale_df["method"] == m) & (scale_df["image"] == image)]
+                nonnative = bool((cell["native"] == False).any()) if "native" in cell else False  # noqa: E712
+                panels.append((_label(m + (" †" if nonnative else ""), _values(scale_df, m, image, scale)), arr))
             path = out_dir / f"{_safe(dataset)}_{_safe(image)}_x{scale}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             compose(panels, (top, left, size)).save(path, optimize=True)
