@@ -73,8 +73,9 @@ def tiled_forward(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, s
     while True:
         try:
             return _run_tiles(fn, x, scale, tile, config.pad), tile
-        except oom:
-            if x.device.type != "cuda" or tile // 2 < config.min_tile:
+        except oom:  # raised by CUDA (and other accelerators) when a tile does not fit
+            if tile // 2 < config.min_tile:
                 raise
             tile //= 2
-            torch.cuda.empty_cache()
+            if x.device.type == "cuda":
+                torch.cuda.empty_cache()

@@ -67,6 +67,23 @@ def test_tiled_and_untiled_agree_within_half_a_grey_level(compact):
     assert (whole - tiled).abs().max().item() * 255 < 0.5
 
 
+def test_out_of_memory_halves_the_tile():
+    calls = []
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        calls.append(t.shape[-1])
+        if t.shape[-1] > 40:  # tile 64 (+ 2 x 4 context) does not "fit", 32 does
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return torch.nn.functional.interpolate(t, scale_factor=2, mode="nearest")
+
+    x = torch.rand(1, 3, 64, 64)
+    out, used = tiled_forward(fn, x, 2, TileConfig(tile=64, pad=4, min_tile=16))
+    assert used == 32 and calls[0] == 72 and out.shape == (1, 3, 128, 128)
+    assert torch.equal(out, torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        tiled_forward(fn, x, 2, TileConfig(tile=64, pad=4, min_tile=64))
+
+
 def test_tile_shape_mismatch_is_reported():
     with pytest.raises(RuntimeError, match="expected x4"):
         tiled_forward(lambda t: t, torch.rand(1, 3, 8, 8), 4, TileConfig(tile=8, pad=2))
