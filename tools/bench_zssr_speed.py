@@ -69,7 +69,8 @@ def to_uint8(t: torch.Tensor) -> np.ndarray:
     return np.clip(np.round(t[0].permute(1, 2, 0).float().cpu().numpy() * 255.0), 0, 255).astype(np.uint8)
 
 
-def bare_step_rate(cfg: ZSSRConfig, device: torch.device, iters: int, warmup: int) -> float:
+def bare_step_rate(cfg: ZSSRConfig, device: torch.device, iters: int, warmup: int) -> tuple[float, float]:
+    """(iterations per wall second, iterations per CPU second of this process) of the bare step."""
     torch.manual_seed(0)
     net = ZSSRNet(cfg)
     net.reset_parameters(torch.Generator().manual_seed(0))
@@ -96,20 +97,28 @@ def bare_step_rate(cfg: ZSSRConfig, device: torch.device, iters: int, warmup: in
     for _ in range(warmup):
         step()
     sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(iters):
         step()
     sync(device)
-    return iters / (time.perf_counter() - t0)
+    return iters / (time.perf_counter() - t0), iters / (time.process_time() - c0)
 
 
-def loop_rate(cfg: ZSSRConfig, lr: torch.Tensor, iters: int, warmup: int) -> tuple[float, dict]:
-    # the policy cannot stop a run this short before max_iters; the ensemble is excluded from seconds-train
+def loop_rate(cfg: ZSSRConfig, lr: torch.Tensor, iters: int, warmup: int) -> tuple[float, float]:
+    """(iterations per wall second of seconds-train, iterations per CPU second) of ZSSR's training loop.
+
+    The CPU rate is the difference between a run of warmup + iters and one of warmup iterations (same fixed costs:
+    setup, one final forward; ensemble and back-projection off), so it isolates the per-iteration cost.
+    """
     base = cfg.replace(back_projection_iters=(0,), ensemble=False)
+    c0 = time.process_time()
     ZSSR(base.replace(max_iters=warmup)).upscale(lr, 2)
-    z = ZSSR(base.replace(max_iters=iters))
+    c1 = time.process_time()
+    z = ZSSR(base.replace(max_iters=warmup + iters))
     z.upscale(lr, 2)
-    return z.last_stats["iterations"] / z.last_stats["seconds-train"], z.last_stats
+    c2 = time.process_time()
+    wall = z.last_stats["iterations"] / z.last_stats["seconds-train"]
+    return wall, iters / max((c2 - c1) - (c1 - c0), 1e-9)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--iters", type=int, default=100, help="timed iterations for the bare step and the loop")
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=3, help="alternating bare/loop measurements (median)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--image", default="bird", help="Set5 image for the loop and the end-to-end run")
     ap.add_argument("--profile", choices=("paper", "quick"), default="quick",
@@ -140,11 +150,23 @@ def main(argv: list[str] | None = None) -> int:
                 amp=args.amp, load_average=os.getloadavg())
     print(json.dumps(info))
 
-    bare = bare_step_rate(cfg, device, args.iters, args.warmup)
-    loop, _ = loop_rate(cfg, lr, args.iters, args.warmup)
-    res = dict(bare_step_it_per_s=bare, full_loop_it_per_s=loop, loop_overhead_percent=100 * (bare / loop - 1))
+    # alternate the two measurements so that load from other processes hits both alike; report the medians
+    bares, loops = [], []
+    for _ in range(args.repeats):
+        bares.append(bare_step_rate(cfg, device, args.iters, args.warmup))
+        loops.append(loop_rate(cfg, lr, args.iters, args.warmup))
+    bare, loop = float(np.median([b[0] for b in bares])), float(np.median([lp[0] for lp in loops]))
+    bare_cpu, loop_cpu = float(np.median([b[1] for b in bares])), float(np.median([lp[1] for lp in loops]))
+    res = dict(bare_step_it_per_s=bare, full_loop_it_per_s=loop, loop_overhead_percent=100 * (bare / loop - 1),
+               bare_runs=bares, loop_runs=loops)
     print(f"bare step : {bare:8.2f} it/s  ({1000 / bare:.1f} ms/it)")
     print(f"full loop : {loop:8.2f} it/s  ({1000 / loop:.1f} ms/it)   overhead {res['loop_overhead_percent']:+.1f}%")
+    if device.type == "cpu":
+        # CPU time of this process: much less sensitive to other processes sharing the cores than wall time
+        res.update(bare_step_it_per_cpu_s=bare_cpu, full_loop_it_per_cpu_s=loop_cpu,
+                   loop_overhead_cpu_percent=100 * (bare_cpu / loop_cpu - 1))
+        print(f"per CPU second: bare {bare_cpu:.3f} it/s, loop {loop_cpu:.3f} it/s, "
+              f"overhead {res['loop_overhead_cpu_percent']:+.1f}%")
 
     if not args.no_e2e:
         e2e_cfg = cfg if args.profile == "paper" else cfg.replace(**QUICK)
