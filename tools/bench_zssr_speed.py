@@ -26,11 +26,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from baselines.zssr_method import QUICK_OVERRIDES  # noqa: E402
 from zssr import ZSSR, ZSSRConfig  # noqa: E402
 from zssr.network import ZSSRNet  # noqa: E402
 from zssr.resize import imresize  # noqa: E402
 
-QUICK = dict(max_iters=400, min_iters=128, lr_slope_range=128, run_test_every=25, lr_check_every=30)
+QUICK = QUICK_OVERRIDES["original"]  # the harness's "quick" profile for zssr-original
 
 
 def sync(device: torch.device) -> None:
