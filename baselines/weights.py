@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import io
 import json
 import os
 import pickle
@@ -33,10 +32,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 

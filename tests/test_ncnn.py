@@ -5,8 +5,6 @@ CPython 3.11 and Debian's `libvulkan1 libomp5 mesa-vulkan-drivers`, and is skipp
 """
 from __future__ import annotations
 
-import json
-import os
 import struct
 import subprocess
 import sys
@@ -16,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from baselines import ncnn
 from baselines import weights as store

@@ -1,13 +1,11 @@
 """Pretrained baselines: tiling, scale handling, checkpoint loading, Lanczos, and the real Real-ESRGAN weights on Set5."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from baselines import weights as store
 from baselines.api import MethodUnavailable
 from baselines.interpolation import Lanczos, matlab_bicubic, matlab_resize
 from baselines.methods import create_method

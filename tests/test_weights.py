@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import io
 import pickle
 import socketserver
 import threading
