@@ -13,6 +13,10 @@ from bench.degrade import rgb_to_y
 _LPIPS_CACHE: dict[str, object] = {}
 
 
+class MetricNotApplicable(ValueError):
+    """The metric is undefined for this input (e.g. NIQE on a small image); recorded as NaN, the cell goes on."""
+
+
 def _crop(img: np.ndarray, border: int) -> np.ndarray:
     return img[border:-border, border:-border] if border > 0 else img
 
@@ -77,6 +81,10 @@ def niqe(sr: np.ndarray, hr: np.ndarray | None, border: int) -> float:
     """NIQE (no reference) on Y, basicsr's MATLAB-compatible implementation with its bundled parameters."""
     from basicsr.metrics.niqe import calculate_niqe
 
+    h, w = sr.shape[0] - 2 * border, sr.shape[1] - 2 * border
+    if (h // 96) * (w // 96) < 2:
+        raise MetricNotApplicable(f"niqe needs at least two 96x96 blocks after the border crop; this image is {w}x{h} "
+                         "(leave niqe out for small images)")
     img = sr if sr.ndim == 2 else sr[..., ::-1]  # basicsr converts BGR to Y
     return float(calculate_niqe(img, border, input_order="HW" if sr.ndim == 2 else "HWC", convert_to="y"))
 
@@ -98,5 +106,8 @@ def compute(names: list[str] | tuple[str, ...], sr: np.ndarray, hr: np.ndarray, 
         if name not in METRICS:
             raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
         fn = METRICS[name]
-        out[name] = fn(sr, hr, border, device=device) if name == "lpips-alex" else fn(sr, hr, border)
+        try:
+            out[name] = fn(sr, hr, border, device=device) if name == "lpips-alex" else fn(sr, hr, border)
+        except MetricNotApplicable:
+            out[name] = float("nan")
     return out
