@@ -677,9 +677,13 @@ def lpips_alex_model(device: torch.device | str = "cpu") -> torch.nn.Module:
 
     Inputs are RGB in [-1, 1], as in the original code.
     """
+    import warnings
+
     import lpips
 
-    model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():  # lpips still passes torchvision's deprecated `pretrained=` argument
+        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+        model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
     features = load_state_dict("lpips-alexnet-backbone")
     net_sd = model.net.state_dict()
     mapped = {}

@@ -43,7 +43,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def write_run_json(out: Path, options, dataset, methods: dict, profile: str, device, scales, finished: bool) -> None:
+def write_run_json(out: Path, options, dataset, methods: dict, profile: str, device, scales, finished: bool,
+                   timing: dict | None = None) -> None:
     from bench.device import device_name
 
     path = out / "run.json"
@@ -71,7 +72,7 @@ def write_run_json(out: Path, options, dataset, methods: dict, profile: str, dev
     }
     history = previous.get("sessions", [])
     if finished:
-        history = history + [{"finished": info["finished"], "git_revision": info["git_revision"]}]
+        history = history + [{"finished": info["finished"], "git_revision": info["git_revision"], **(timing or {})}]
     info["sessions"] = history
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(info, indent=2, default=str))

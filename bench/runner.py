@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import sys
+import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,6 +62,7 @@ class RunSummary:
     n_run: int
     failures: list[dict] = field(default_factory=list)
     report: dict[str, Path] = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -276,15 +278,31 @@ def run(options: RunOptions, render: bool = True) -> RunSummary:
 
     from bench.executors import run_cells
 
-    failures = run_cells(options, todo, dataset, methods, profile, device, out, writer)
-    write_run_json(out, options, dataset, methods, profile, device, scales, finished=True)
+    start = time.perf_counter()
+    run_cells(options, todo, dataset, methods, profile, device, out, writer)
+    cells_seconds = time.perf_counter() - start
     summary = RunSummary(out=out, n_cells=len(plan), n_done_before=len(plan) - len(todo), n_run=len(todo),
                          failures=_all_failures(results_path))
     if render:
         from bench.report import render_report
 
         summary.report = render_report(out)
+    summary.timing = _timing(results_path, {p.cell.key for p in todo}, cells_seconds, time.perf_counter() - start)
+    write_run_json(out, options, dataset, methods, profile, device, scales, finished=True, timing=summary.timing)
     return summary
+
+
+def _timing(results_path: Path, keys: set, cells_seconds: float, wall_seconds: float) -> dict:
+    """How this session's wall time splits between the methods (load + upscale calls) and everything else (data,
+    LR synthesis, metrics, writing, report). Worker executors overlap cells, so their share is not comparable."""
+    df = read_results(results_path)
+    if len(df) and keys:
+        mine = [tuple(k) in keys for k in df[CELL_KEY].itertuples(index=False, name=None)]
+        df = df[mine]
+    in_methods = float(df[df.metric.isin(["seconds-total", "seconds-load"])]["value"].sum()) if len(df) else 0.0
+    return {"wall_seconds": round(wall_seconds, 3), "cells_seconds": round(cells_seconds, 3),
+            "method_seconds": round(in_methods, 3),
+            "outside_methods_share": round(1 - in_methods / wall_seconds, 4) if wall_seconds > 0 else None}
 
 
 def _create(name: str, profile: str):
