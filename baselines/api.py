@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -40,6 +40,8 @@ class Method:
         self.profile = profile
         self.device = torch.device("cpu")
         self.last_stats: dict[str, Any] = {}
+        # Set by the harness for methods that train at test time: called with the iteration number.
+        self.on_progress: Callable[[int], None] | None = None
 
     def supports(self, scale: int) -> bool:
         return self.scales is None or scale in self.scales

@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -152,7 +153,7 @@ class CellRunner:
         method.last_stats = {}
         times: dict[str, float] = {}
         lr_t = image_to_tensor(lr, self.device)
-        with PeakMemory(self.device) as mem, timed(self.device, times, "total"):
+        with _training_bar(method, cell), PeakMemory(self.device) as mem, timed(self.device, times, "total"):
             sr_t = method.upscale(lr_t, cell.scale)
         sr = tensor_to_image(sr_t, gray=hr.ndim == 2)
         if sr.shape != hr.shape:
@@ -184,6 +185,30 @@ class CellRunner:
             path = self.out / "curves" / f"{cell.slug}.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
             pd.DataFrame(curve).to_csv(path, index=False)
+
+
+@contextmanager
+def _training_bar(method, cell: Cell):
+    """A progress bar over the test-time training iterations of internal methods (only on a terminal)."""
+    if method.info.family != "internal" or not sys.stderr.isatty():
+        yield
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(desc=f"  train {cell.slug}", unit="it", leave=False, dynamic_ncols=True)
+
+    last = [-1]
+
+    def update(iteration: int) -> None:  # iterations restart at 0 on each scale step of gradual variants
+        bar.update(iteration - last[0] if iteration > last[0] else iteration + 1)
+        last[0] = iteration
+
+    method.on_progress = update
+    try:
+        yield
+    finally:
+        method.on_progress = None
+        bar.close()
 
 
 def error_rows(planned: PlannedCell, options: RunOptions, profile: str, exc: BaseException) -> list[dict]:
