@@ -19,7 +19,7 @@ import numpy as np
 
 from bench import paths
 from bench.fetch import DownloadError, atomic_write, download, sha256_bytes, sha256_file
-from bench.images import IMAGE_SUFFIXES, ImageError, load_image
+from bench.images import IMAGE_SUFFIXES, load_image
 
 PACKAGE_SCHEME = "package:"  # package:<module>/<path inside the installed package>
 

@@ -17,7 +17,6 @@ import multiprocessing as mp
 import os
 import queue
 import sys
-import time
 from dataclasses import dataclass
 
 from bench.runner import CellRunner, PlannedCell, error_rows, execute

@@ -8,9 +8,9 @@ import sys
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -265,7 +265,6 @@ def default_out(dataset: ds.Dataset, profile: str, protocol: str) -> Path:
 
 
 def run(options: RunOptions, render: bool = True) -> RunSummary:
-    from baselines.methods import create_method
     from bench.device import configure_threads, select_device
     from bench.runinfo import write_run_json
 

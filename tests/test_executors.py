@@ -1,5 +1,4 @@
 """Executors give the same results file (up to row order and timing) and survive a dying worker."""
-import os
 from pathlib import Path
 
 import numpy as np

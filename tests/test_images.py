@@ -1,5 +1,4 @@
 """The loader accepts the image kinds users have and rejects bad files with an error naming the file."""
-import warnings
 
 import numpy as np
 import pytest
