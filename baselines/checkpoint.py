@@ -13,6 +13,7 @@ import torch
 
 from baselines.api import Method, MethodInfo, MethodUnavailable
 from baselines.interpolation import matlab_bicubic
+from baselines.pretrained import check_image_model
 from baselines.tiling import TileConfig, tiled_forward
 
 SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
@@ -33,12 +34,7 @@ def describe_checkpoint(path: Path) -> Any:
                                 f"({exc}); see spandrel's list of architectures") from exc
     except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file: say which and why
         raise MethodUnavailable(f"checkpoint {path}: cannot be read as a model ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(desc, spandrel.ImageModelDescriptor):
-        raise MethodUnavailable(f"checkpoint {path}: {desc.architecture.name} is not an image-to-image model")
-    if desc.input_channels != 3 or desc.output_channels != 3:
-        raise MethodUnavailable(f"checkpoint {path}: {desc.architecture.name} maps {desc.input_channels} -> "
-                                f"{desc.output_channels} channels; an RGB -> RGB model is needed")
-    return desc
+    return check_image_model(desc, f"checkpoint {path}")
 
 
 class CheckpointMethod(Method):

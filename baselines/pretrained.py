@@ -27,11 +27,18 @@ def load_descriptor(state_dict: dict[str, torch.Tensor], where: str) -> Any:
         desc = spandrel.ModelLoader().load_from_state_dict(state_dict)
     except spandrel.UnsupportedModelError as exc:
         raise MethodUnavailable(f"{where}: spandrel recognises no architecture in this state dict ({exc})") from exc
+    return check_image_model(desc, where)
+
+
+def check_image_model(desc: Any, where: str) -> Any:
+    """The descriptor itself if it is an RGB -> RGB image model; MethodUnavailable otherwise."""
+    import spandrel
+
     if not isinstance(desc, spandrel.ImageModelDescriptor):
         raise MethodUnavailable(f"{where}: {desc.architecture.name} is not an image-to-image model")
     if desc.input_channels != 3 or desc.output_channels != 3:
         raise MethodUnavailable(f"{where}: {desc.architecture.name} maps {desc.input_channels} -> "
-                                f"{desc.output_channels} channels; RGB -> RGB needed")
+                                f"{desc.output_channels} channels; an RGB -> RGB model is needed")
     return desc
 
 
