@@ -68,7 +68,7 @@ def write_run_json(out: Path, options, dataset, methods: dict, profile: str, dev
         "started": previous.get("started") if previous.get("started") and options.resume else _now(),
         "finished": _now() if finished else None,
         "command": " ".join(sys.argv),
-        "threads": os.environ.get("ZSSR_BENCH_THREADS"),
+        "threads": __import__("torch").get_num_threads(),
     }
     history = previous.get("sessions", [])
     if finished:
