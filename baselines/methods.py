@@ -17,6 +17,11 @@ METHODS.register("zssr-original-gradual", "baselines.zssr_method:ZSSROriginalGra
 METHODS.register("zssr-modified", "baselines.zssr_method:ZSSRModified")
 METHODS.register("zssr-gradual", "baselines.zssr_method:ZSSRGradual")
 METHODS.register("zssr-modified-gradual", "baselines.zssr_method:ZSSRModifiedGradual")
+METHODS.register("zssr-ablation-width32", "baselines.zssr_method:ZSSRAblationWidth32")
+METHODS.register("zssr-ablation-depthwise", "baselines.zssr_method:ZSSRAblationDepthwise")
+METHODS.register("zssr-ablation-prelu", "baselines.zssr_method:ZSSRAblationPReLU")
+METHODS.register("zssr-ablation-lr", "baselines.zssr_method:ZSSRAblationLR")
+METHODS.register("zssr-ablation-no-ensemble", "baselines.zssr_method:ZSSRAblationNoEnsemble")
 # external learning: pretrained networks
 METHODS.register("realesrgan-x4plus", "baselines.pretrained:RealESRGANx4plus")
 METHODS.register("realesrgan-x4plus-anime", "baselines.pretrained:RealESRGANx4plusAnime")

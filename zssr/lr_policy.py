@@ -1,4 +1,4 @@
-"""The original ZSSR learning-rate policy.
+"""Learning-rate policies: the original ZSSR's adaptive rule, and fixed warm-up schedules (the "modified" ZSSR).
 
 The reconstruction error (MSE between the input and the network's reconstruction of it from its own downscaled
 version) is measured every `run_test_every` iterations. When (iteration + 1) % lr_check_every == 0 and more than
@@ -10,6 +10,7 @@ Measurements are kept as (device) tensors; they are read back to the host only w
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -77,10 +78,59 @@ class OriginalLRPolicy:
         return self.lr < self.cfg.min_learning_rate
 
 
-def make_policy(cfg: ZSSRConfig) -> OriginalLRPolicy:
+def scheduled_lr(cfg: ZSSRConfig, iteration: int) -> float:
+    """The rate for `iteration` (0-based) of a fixed schedule ("warmup-cosine" or "warmup-step")."""
+    total = cfg.max_iters
+    peak = cfg.learning_rate
+    warmup = int(round(cfg.lr_warmup_fraction * total))
+    if iteration < warmup:
+        return peak * (iteration + 1) / (warmup + 1)
+    if cfg.lr_schedule == "warmup-cosine":
+        span = max(total - 1 - warmup, 1)
+        t = min(max(iteration - warmup, 0) / span, 1.0)
+        floor = cfg.lr_final_fraction
+        return peak * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t)))
+    if cfg.lr_schedule == "warmup-step":
+        drops = sum(iteration >= int(round(m * total)) for m in cfg.lr_step_milestones)
+        return peak / cfg.lr_decay_factor ** drops
+    raise NotImplementedError(f"lr_schedule {cfg.lr_schedule!r} is not a fixed schedule")
+
+
+class ScheduledLR:
+    """A fixed schedule with the policy's interface: `lr` is the rate of the next iteration, `update(it)` moves it
+    on (always True, so the trainer writes it into the optimizer), and training runs all max_iters. The
+    reconstruction error is still measured (for the curve), never used."""
+
+    def __init__(self, cfg: ZSSRConfig) -> None:
+        self.cfg = cfg
+        self.lr = scheduled_lr(cfg, 0)
+        self.change_iters: list[int] = [0]
+        self.steps: list[int] = []
+        self.errors: list[torch.Tensor | float] = []
+        self.fits: list[dict] = []
+
+    def should_measure(self, iteration: int) -> bool:
+        return iteration % self.cfg.run_test_every == 0
+
+    def record(self, iteration: int, rec_error: torch.Tensor | float) -> None:
+        self.steps.append(iteration)
+        self.errors.append(rec_error.detach() if isinstance(rec_error, torch.Tensor) else float(rec_error))
+
+    def update(self, iteration: int) -> bool:
+        self.lr = scheduled_lr(self.cfg, iteration + 1)
+        return True
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+
+def make_policy(cfg: ZSSRConfig) -> OriginalLRPolicy | ScheduledLR:
     if cfg.lr_schedule == "original-policy":
         return OriginalLRPolicy(cfg)
+    if cfg.lr_schedule in ("warmup-cosine", "warmup-step"):
+        return ScheduledLR(cfg)
     raise NotImplementedError(f"lr_schedule {cfg.lr_schedule!r} is not implemented")
 
 
-__all__ = ["OriginalLRPolicy", "make_policy", "slope_and_std"]
+__all__ = ["OriginalLRPolicy", "ScheduledLR", "make_policy", "scheduled_lr", "slope_and_std"]

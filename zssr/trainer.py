@@ -7,7 +7,10 @@ warp an HR father out of a source image, degrade it into an LR son (cubic with a
 optional noise; clipped), interpolate the son back to the father's size, take one Adam step on the L1 loss of the
 residual network, measure the reconstruction error every `run_test_every` iterations and apply the learning-rate
 policy. Then super-resolve the (current) input with the geometric self-ensemble and back-projection. The output of a
-step becomes an extra augmentation source for the next steps (and the new input after a "base change").
+step becomes an extra augmentation source for the next steps (and the new input after a "base change"). With
+passes (config pass_factor / pass_factors, "gradual SR") every pass but the last is a base change: each pass trains
+on, and super-resolves, the previous pass's output by the pass's factor, with the same network (continued, or
+re-initialised when init_net_for_each_sf).
 """
 from __future__ import annotations
 
@@ -126,6 +129,7 @@ class ZSSR:
         x = x.clamp(0.0, 1.0).contiguous()
 
         steps = cfg.steps_for(scale)
+        base_changes = cfg.base_changes_for(scale)
         bp_iters = cfg.back_projection_for(len(steps))
         step_kernels = self._kernels(kernels, steps)
 
@@ -177,13 +181,14 @@ class ZSSR:
             stats["iterations"] += step_stats["iterations"]
             stats["curve"].extend(step_stats.pop("curve"))
             stats["steps"].append(dict(scale=list(sf_abs), relative_scale=list(sf), back_projection_iters=bp,
+                                       input_hw=[int(inp.shape[-2]), int(inp.shape[-1])],
                                        kernel=kernel is not None, seconds_train=t1 - t0,
                                        seconds_infer=t2 - t1, **step_stats))
 
             sources.append(out)
             source_scales.append(min(sf_abs))
-            if base_ind < len(cfg.base_change_sfs):
-                target = cfg.base_change_sfs[base_ind]
+            if base_ind < len(base_changes):
+                target = base_changes[base_ind]
                 if all(abs(a - b) < 1e-3 for a, b in zip(sf_abs, target)):
                     inp, base_sf, base_ind = out, target, base_ind + 1
 
@@ -197,8 +202,11 @@ class ZSSR:
         return result
 
     def _optimizer(self, net: ZSSRNet, device: torch.device) -> torch.optim.Optimizer:
+        cfg = self.config
         kwargs = {"fused": True} if device.type == "cuda" else {}
-        return torch.optim.Adam(net.parameters(), lr=self.config.learning_rate, **kwargs)
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(net.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum, **kwargs)
+        return torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, **kwargs)
 
     # -------------------------------------------------------------------------------------------------------------
     def _father_to_son(self, father: torch.Tensor, sf: Pair, down, noise_gen: torch.Generator) -> torch.Tensor:
@@ -249,6 +257,9 @@ class ZSSR:
             loss = F.l1_loss(pred.float(), father)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if cfg.grad_clip_norm > 0:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip_norm)
             scaler.step(opt)
             scaler.update()
             iterations += 1
