@@ -83,9 +83,11 @@ class _ZSSRPreset(Method):
         cfg = self.cfg.replace(seed=self._seed, device=str(self.device) if self.cfg.device == "auto"
                                else self.cfg.device)
         outputs, stats = [], []
+        report = self.on_progress
+        callback = (lambda it, *_: report(it)) if report is not None else None  # noqa: E731
         for frame in lr:
             model = ZSSR(cfg)
-            outputs.append(model.upscale(frame[None].to(self.device), scale)[0])
+            outputs.append(model.upscale(frame[None].to(self.device), scale, callback=callback)[0])
             stats.append(model.last_stats)
         self.last_stats = dict(stats[-1])
         if len(stats) > 1:
