@@ -64,6 +64,14 @@ def cmd_run(args) -> int:
               f"({100 * t['outside_methods_share']:.1f}% outside: data, metrics, writing, report)")
     for path in summary.report.values():
         print(f"report: {path}")
+    if summary.unavailable:
+        by_method = {}
+        for row in summary.unavailable:
+            by_method.setdefault(row["method"], row["note"])
+        print(f"{len(summary.unavailable)} cell(s) of {len(by_method)} unavailable method(s) were not run:",
+              file=sys.stderr)
+        for method, note in by_method.items():
+            print(f"  {method}: {note}", file=sys.stderr)
     if summary.failures:
         print(f"{len(summary.failures)} cell(s) failed:", file=sys.stderr)
         for f in summary.failures:

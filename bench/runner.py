@@ -61,7 +61,8 @@ class RunSummary:
     n_cells: int
     n_done_before: int
     n_run: int
-    failures: list[dict] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)  # cells that raised
+    unavailable: list[dict] = field(default_factory=list)  # cells of methods that cannot run here (reported, not failed)
     report: dict[str, Path] = field(default_factory=dict)
     timing: dict = field(default_factory=dict)
 
@@ -305,8 +306,10 @@ def run(options: RunOptions, render: bool = True) -> RunSummary:
     start = time.perf_counter()
     run_cells(options, todo, dataset, methods, profile, device, out, writer)
     cells_seconds = time.perf_counter() - start
+    errors = _all_errors(results_path)
     summary = RunSummary(out=out, n_cells=len(plan), n_done_before=len(plan) - len(todo), n_run=len(todo),
-                         failures=_all_failures(results_path))
+                         failures=[e for e in errors if not is_unavailable(e)],
+                         unavailable=[e for e in errors if is_unavailable(e)])
     if render:
         from bench.report import render_report
 
@@ -359,7 +362,13 @@ def _create(name: str, profile: str):
         return placeholder
 
 
-def _all_failures(results_path: Path) -> list[dict]:
+def is_unavailable(error_row: dict) -> bool:
+    """A method that cannot run in this environment (weights not obtainable offline, dependency missing): its cells
+    are reported with the reason but do not make the run fail."""
+    return str(error_row.get("note", "")).startswith("MethodUnavailable:")
+
+
+def _all_errors(results_path: Path) -> list[dict]:
     df = read_results(results_path)
     return df[df["metric"] == ERROR_METRIC].to_dict("records") if len(df) else []
 

@@ -71,7 +71,17 @@ def test_failures_are_isolated_and_recorded(folder, tmp_path):
     assert errors[errors.method == "test-missing-weights"].note.str.contains("make weights").all()
     corrupt = errors[(errors.image == "corrupt") & (errors.method != "test-missing-weights")]
     assert len(corrupt) == 4 and corrupt.note.str.contains("corrupt.png").all()
-    assert not summary.ok and len(summary.failures) == len(errors)
+    # a method that cannot run here is reported, not counted as a failure; the crashing cells are failures
+    unavailable = errors[errors.method == "test-missing-weights"]
+    assert len(summary.unavailable) == len(unavailable) == 2 * 6
+    assert not summary.ok and len(summary.failures) == len(errors) - len(unavailable)
+
+
+def test_unavailable_method_alone_does_not_fail_the_run(folder, tmp_path):
+    summary = run(_opts(folder, tmp_path / "u", ("test-nearest", "test-missing-weights")), render=False)
+    assert summary.ok and len(summary.unavailable) == 5 * 2
+    df = read_results(tmp_path / "u" / "results.csv")
+    assert df[df.method == "test-missing-weights"].metric.eq("error").all()
 
 
 def test_cli_exit_code_and_summary(folder, tmp_path):
