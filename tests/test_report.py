@@ -482,3 +482,24 @@ def test_report_package_imports_no_model_code():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
                           env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_unavailable_methods_listed_once_not_as_failures(tmp_path):
+    """Cells of a method that cannot run here are summarised per method, apart from the failed cells."""
+    run = tmp_path / "unavailable"
+    run.mkdir()
+    base = {"dataset": "d", "category": "c", "scale": 4, "config_id": "c", "protocol": "rgb", "profile": "paper",
+            "native_scale": "", "device": "cpu"}
+    rows = [{**base, "image": "a", "method": "bicubic", "metric": "psnr-y", "value": "25.0", "note": ""}]
+    rows += [{**base, "image": im, "method": "esrgan", "metric": "error", "value": "",
+              "note": "MethodUnavailable: no source of ESRGAN_x4.pth worked"} for im in ("a", "b", "c")]
+    rows += [{**base, "image": "a", "method": "lanczos", "metric": "error", "value": "", "note": "RuntimeError: boom"}]
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(run / "results.csv", index=False)
+    paths = render_report(run)
+    for path in paths.values():
+        section = path.read_text().split('id="failures"')[1]
+        assert section.count("no source of ESRGAN_x4.pth worked") == 1 and "3 cells" in section
+        assert "boom" in section
+    md_section = paths["markdown"].read_text().split('id="failures"')[1]
+    table = md_section[md_section.index("| method |"):]
+    assert "esrgan" not in table.split("<a id=")[0] and "lanczos" in table

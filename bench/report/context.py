@@ -14,6 +14,8 @@ from bench.report.tables import decimals, paired_table, summary_table
 
 PAIRED_METRICS = ["psnr-y", "lpips-alex"]
 
+UNAVAILABLE_PREFIX = "MethodUnavailable:"  # error notes of methods that cannot run in this environment
+
 
 def _rel(path: Path | None, root: Path) -> str | None:
     return None if path is None else path.relative_to(root).as_posix()
@@ -84,9 +86,16 @@ def build_context(data: RunData) -> dict:
     curves = [{"method": m, "scale": s, "path": _rel(p, root)} for m, s, p in plots.training_curves(data, fig_dir)]
 
     errors = data.errors
-    failures = [{"method": r.method, "dataset": r.dataset, "image": r.image, "scale": int(r.scale),
-                 "config_id": r.config_id, "message": (r.note or "(no message)").strip()}
-                for r in errors.sort_values(["dataset", "scale", "method", "image"]).itertuples()] if len(errors) else []
+    failures, unavailable = [], {}
+    for r in (errors.sort_values(["dataset", "scale", "method", "image"]).itertuples() if len(errors) else []):
+        message = (r.note or "(no message)").strip()
+        if message.startswith(UNAVAILABLE_PREFIX):  # the method cannot run here: one line per method, not per cell
+            entry = unavailable.setdefault(r.method, {"method": r.method, "cells": 0,
+                                                      "reason": message[len(UNAVAILABLE_PREFIX):].strip()})
+            entry["cells"] += 1
+            continue
+        failures.append({"method": r.method, "dataset": r.dataset, "image": r.image, "scale": int(r.scale),
+                         "config_id": r.config_id, "message": message})
 
     methods = []
     for m in data.methods:
@@ -135,6 +144,7 @@ def build_context(data: RunData) -> dict:
         "sections": sections,
         "curves": curves,
         "failures": failures,
+        "unavailable": list(unavailable.values()),
         "methods": methods,
         "metric_defs": metric_defs,
         "non_native": non_native,
