@@ -64,7 +64,6 @@ def test_affine_matches_opencv_warp_perspective():
         m = sample_transform(rng, (30, 40), mode, 0.8, 24, True, 0.25, 0.1)
         ref = np.clip(cv2.warpPerspective(img, m, (24, 24), flags=cv2.INTER_CUBIC), 0, 1)
         out = warp(src, torch.tensor(grid_theta(m, (30, 40), 24), dtype=torch.float32)[None], 24, mode)
-        # OpenCV quantises sub-pixel positions to 1/32 pixel, so on random (worst-case) data single pixels differ by
-        # up to a few 1e-2 (measured max: 0.019 with OpenCV 5.0, 0.023 with 4.14); the mean is the tight check
-        assert np.abs(out[0].permute(1, 2, 0).numpy() - ref).max() < 4e-2
+        # OpenCV quantises sub-pixel positions to 1/32 pixel: a few 1e-3 on random (worst-case) data
+        assert np.abs(out[0].permute(1, 2, 0).numpy() - ref).max() < 2e-2
         assert np.abs(out[0].permute(1, 2, 0).numpy() - ref).mean() < 1e-3
