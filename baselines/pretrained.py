@@ -205,6 +205,13 @@ class DATLight(SpandrelMethod):
               "(release format); fp32 only (spandrel marks DAT as not fp16-safe)",
     )
 
+    def setup(self, device: torch.device) -> None:
+        import warnings
+
+        # spandrel's DAT calls torch.meshgrid without `indexing` on every forward; the warning is not ours to fix
+        warnings.filterwarnings("ignore", message="torch.meshgrid: in an upcoming release", category=UserWarning)
+        super().setup(device)
+
 
 class ESRGAN(SpandrelMethod):
     name = "esrgan"
