@@ -59,7 +59,7 @@ def cmd_run(args) -> int:
     print(f"{summary.n_cells} cells ({summary.n_done_before} already done, {summary.n_run} run); results: "
           f"{summary.out / 'results.csv'}")
     t = summary.timing
-    if t.get("wall_seconds"):
+    if t.get("wall_seconds") and args.executor == "local":  # worker executors overlap cells: no such split
         print(f"wall {t['wall_seconds']:.1f} s, of which in the methods {t['method_seconds']:.1f} s "
               f"({100 * t['outside_methods_share']:.1f}% outside: data, metrics, writing, report)")
     for path in summary.report.values():
