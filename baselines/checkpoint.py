@@ -12,9 +12,8 @@ from typing import Any
 import torch
 
 from baselines.api import Method, MethodInfo, MethodUnavailable
-from baselines.interpolation import matlab_bicubic
-from baselines.pretrained import check_image_model
-from baselines.tiling import TileConfig, tiled_forward
+from baselines.pretrained import check_image_model, run_at_native_scale
+from baselines.tiling import TileConfig
 
 SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 
@@ -90,12 +89,7 @@ class CheckpointMethod(Method):
         desc = self._describe()
         native = int(desc.scale)
         x = lr.to(device=self.device, dtype=self.dtype)
-        sr, used_tile = tiled_forward(desc, x, native, self.tile_config)
-        self.last_stats = {"tile": used_tile, "native-scale": native}
-        sr = sr.float().clamp_(0, 1)
-        if native != scale:
-            h, w = lr.shape[-2:]
-            sr = matlab_bicubic(sr, scale / native)[..., : h * scale, : w * scale].clamp_(0, 1)
+        sr, self.last_stats = run_at_native_scale(desc, x, scale, native, self.tile_config)
         return sr
 
     def config(self) -> dict[str, Any]:

@@ -42,6 +42,17 @@ def check_image_model(desc: Any, where: str) -> Any:
     return desc
 
 
+def run_at_native_scale(desc: Any, x: torch.Tensor, scale: int, native: int, tile_config: TileConfig
+                        ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Tiled inference at the model's native scale, then MATLAB bicubic to the target scale where it differs."""
+    sr, used_tile = tiled_forward(desc, x, native, tile_config)
+    sr = sr.float().clamp_(0, 1)
+    if native != scale:
+        h, w = x.shape[-2:]
+        sr = matlab_bicubic(sr, scale / native)[..., : h * scale, : w * scale].clamp_(0, 1)
+    return sr, {"tile": used_tile, "native-scale": native}
+
+
 class SpandrelMethod(Method):
     """A pretrained network per native scale, run through spandrel with tiling; fp16 on CUDA where supported."""
 
@@ -115,12 +126,7 @@ class SpandrelMethod(Method):
         x = lr.to(device=self.device, dtype=self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        sr, used_tile = tiled_forward(desc, x, native, self.tile_config)
-        self.last_stats = {"tile": used_tile, "native-scale": native}
-        sr = sr.float().clamp_(0, 1)
-        if native != scale:
-            h, w = lr.shape[-2:]
-            sr = matlab_bicubic(sr, scale / native)[..., : h * scale, : w * scale].clamp_(0, 1)
+        sr, self.last_stats = run_at_native_scale(desc, x, scale, native, self.tile_config)
         return sr
 
     def config(self) -> dict[str, Any]:
