@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from baselines.api import Method, MethodInfo, MethodUnavailable
-from baselines.pretrained import check_image_model, run_at_native_scale
+from baselines.pretrained import check_image_model, move_for_inference, run_at_native_scale
 from baselines.tiling import TileConfig
 
 SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
@@ -74,13 +74,7 @@ class CheckpointMethod(Method):
     def setup(self, device: torch.device) -> None:
         super().setup(device)
         desc = self._describe()
-        half = self.half_request
-        if half is None:
-            half = device.type == "cuda" and desc.supports_half
-        if half and not desc.supports_half:
-            raise MethodUnavailable(f"{self.name}: {desc.architecture.name} does not support fp16")
-        self.dtype = torch.float16 if half else torch.float32
-        desc.model.eval().to(device=device, dtype=self.dtype)
+        self.dtype = move_for_inference(desc, device, self.half_request, self.name)
         for p in desc.model.parameters():
             p.requires_grad_(False)
 

@@ -42,6 +42,17 @@ def check_image_model(desc: Any, where: str) -> Any:
     return desc
 
 
+def move_for_inference(desc: Any, device: torch.device, half_request: bool | None, who: str) -> torch.dtype:
+    """Put a spandrel model on `device` in eval mode, fp16 where asked (default: on CUDA when the architecture
+    supports it); returns the dtype inputs must have."""
+    half = half_request if half_request is not None else device.type == "cuda" and desc.supports_half
+    if half and not desc.supports_half:
+        raise MethodUnavailable(f"{who}: {desc.architecture.name} does not support fp16")
+    dtype = torch.float16 if half else torch.float32
+    desc.model.eval().to(device=device, dtype=dtype)
+    return dtype
+
+
 def run_at_native_scale(desc: Any, x: torch.Tensor, scale: int, native: int, tile_config: TileConfig
                         ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Tiled inference at the model's native scale, then MATLAB bicubic to the target scale where it differs."""
@@ -101,13 +112,7 @@ class SpandrelMethod(Method):
                                         f"expected {self.expected_arch}")
             if desc.scale != native:
                 raise MethodUnavailable(f"{self.name}: {name} is an x{desc.scale} model, declared x{native}")
-            half = self.half_request
-            if half is None:
-                half = device.type == "cuda" and desc.supports_half
-            if half and not desc.supports_half:
-                raise MethodUnavailable(f"{self.name}: {desc.architecture.name} does not support fp16")
-            self.dtype = torch.float16 if half else torch.float32
-            desc.model.eval().to(device=device, dtype=self.dtype)
+            self.dtype = move_for_inference(desc, device, self.half_request, self.name)
             if self.channels_last:
                 desc.model.to(memory_format=torch.channels_last)
             for p in desc.model.parameters():
