@@ -19,11 +19,12 @@ SCALES ?=
 PROTOCOL ?= rgb
 PROFILE ?= auto
 DEVICE ?= auto
+PRECISION ?= auto
 EXECUTOR ?= local
 WORKERS ?=
 OUT ?=
 RESUME ?= 1
-BENCH_ARGS = --dataset '$(DATASET)' --protocol $(PROTOCOL) --profile $(PROFILE) --device $(DEVICE) \
+BENCH_ARGS = --dataset '$(DATASET)' --protocol $(PROTOCOL) --profile $(PROFILE) --device $(DEVICE) --precision $(PRECISION) \
 	--executor $(EXECUTOR) $(if $(METHODS),--methods '$(METHODS)') $(if $(SCALES),--scales '$(SCALES)') \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(OUT),--out '$(OUT)') $(if $(filter 0,$(RESUME)),--no-resume)
 

@@ -6,6 +6,8 @@ from typing import Any, Callable
 
 import torch
 
+from zssr.precision import check_precision
+
 
 @dataclass(frozen=True)
 class MethodInfo:
@@ -35,9 +37,13 @@ class Method:
     info: MethodInfo = MethodInfo(family="interpolation", training_data="none", degradation="none")
     scales: tuple[int, ...] | None = None  # None: any integer scale >= 2
 
-    def __init__(self, profile: str = "paper") -> None:
+    def __init__(self, profile: str = "paper", precision: str = "auto") -> None:
         # "paper": the published configuration; "quick": a cheaper one for CPUs (labelled as such in reports)
         self.profile = profile
+        # the requested precision ("auto", "fp32", "bf16", "fp16"); `precision` is the one in force once
+        # choose_precision(device) resolved it, None for methods that run no network
+        self.precision_request = check_precision(precision)
+        self.precision: str | None = None
         self.device = torch.device("cpu")
         self.last_stats: dict[str, Any] = {}
         # Set by the harness for methods that train at test time: called with the iteration number.
@@ -49,6 +55,11 @@ class Method:
     def native_scale(self, scale: int) -> bool:
         """False when the output is produced at another scale and resized (such rows are labelled)."""
         return True
+
+    def choose_precision(self, device: torch.device) -> str | None:
+        """Resolve the requested precision for `device` and return it (None: no network, precision does not apply).
+        The harness calls this before config(), so that the precision in force is part of the cell's identity."""
+        return None
 
     def setup(self, device: torch.device) -> None:
         """Load weights and move to `device`; timed as the load phase. Raise MethodUnavailable if impossible."""

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from baselines.api import Method, MethodInfo, MethodUnavailable
-from baselines.pretrained import check_image_model, move_for_inference, run_at_native_scale
+from baselines.pretrained import check_image_model, choose_network_precision, move_for_inference, run_at_native_scale
 from baselines.tiling import TileConfig
 
 SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
@@ -39,13 +39,12 @@ def describe_checkpoint(path: Path) -> Any:
 class CheckpointMethod(Method):
     scales = None  # any integer scale >= 2
 
-    def __init__(self, path: str | Path, profile: str = "paper", tile: int | None = 512, tile_pad: int = 10,
-                 half: bool | None = None) -> None:
-        super().__init__(profile=profile)
+    def __init__(self, path: str | Path, profile: str = "paper", precision: str = "auto", tile: int | None = 512,
+                 tile_pad: int = 10) -> None:
+        super().__init__(profile=profile, precision=precision)
         self.path = Path(path).expanduser()
         self.name = f"checkpoint:{self.path.name}"
         self.tile_config = TileConfig(tile=tile, pad=tile_pad)
-        self.half_request = half
         self.desc: Any = None
         self.dtype = torch.float32
         self._sha256: str | None = None
@@ -71,10 +70,19 @@ class CheckpointMethod(Method):
     def native_scale(self, scale: int) -> bool:
         return scale == self.model_scale
 
+    def choose_precision(self, device: torch.device) -> str | None:
+        try:
+            arch = self._describe().architecture.name
+        except MethodUnavailable:  # reported by setup(), cell by cell
+            return None
+        self.precision = choose_network_precision(self.precision_request, device, arch)
+        return self.precision
+
     def setup(self, device: torch.device) -> None:
         super().setup(device)
         desc = self._describe()
-        self.dtype = move_for_inference(desc, device, self.half_request, self.name)
+        precision = self.choose_precision(device)
+        self.dtype = move_for_inference(desc, device, precision, self.name)
         for p in desc.model.parameters():
             p.requires_grad_(False)
 
@@ -83,7 +91,7 @@ class CheckpointMethod(Method):
         desc = self._describe()
         native = int(desc.scale)
         x = lr.to(device=self.device, dtype=self.dtype)
-        sr, self.last_stats = run_at_native_scale(desc, x, scale, native, self.tile_config)
+        sr, self.last_stats = run_at_native_scale(desc, x, scale, native, self.tile_config, self.precision)
         return sr
 
     def config(self) -> dict[str, Any]:
@@ -94,7 +102,7 @@ class CheckpointMethod(Method):
                     h.update(chunk)
             self._sha256 = h.hexdigest()
         cfg: dict[str, Any] = {"path": str(self.path), "sha256": self._sha256, "tile": self.tile_config.tile,
-                               "tile-pad": self.tile_config.pad, "dtype": str(self.dtype).replace("torch.", ""),
+                               "tile-pad": self.tile_config.pad, "precision": self.precision or self.precision_request,
                                "implementation": "spandrel"}
         if self.desc is not None:
             cfg.update({"architecture": self.desc.architecture.name, "native-scale": int(self.desc.scale)})

@@ -33,14 +33,26 @@ METHODS.register("rrdb-psnr", "baselines.pretrained:RRDBPSNR")
 CHECKPOINT_PREFIX = "checkpoint:"
 
 
-def create_method(name: str, profile: str = "paper", **kwargs: Any) -> Method:
-    """Instantiate a method by name; `checkpoint:<path>` loads any checkpoint spandrel recognises."""
+def create_method(name: str, profile: str = "paper", precision: str = "auto", **kwargs: Any) -> Method:
+    """Instantiate a method by name; `checkpoint:<path>` loads any checkpoint spandrel recognises.
+
+    `precision` ("auto", "fp32", "bf16", "fp16") reaches every method whose constructor takes it (all built-in
+    ones); a plugin method written before it existed is built without it and runs as it always did."""
     if name.startswith(CHECKPOINT_PREFIX):
         from baselines.checkpoint import CheckpointMethod
 
-        return CheckpointMethod(name[len(CHECKPOINT_PREFIX):], profile=profile, **kwargs)
+        return CheckpointMethod(name[len(CHECKPOINT_PREFIX):], profile=profile, precision=precision, **kwargs)
     cls = METHODS.resolve(name)
+    if _accepts(cls, "precision"):
+        kwargs["precision"] = precision
     return cls(profile=profile, **kwargs)
+
+
+def _accepts(cls: type, parameter: str) -> bool:
+    import inspect
+
+    params = inspect.signature(cls).parameters
+    return parameter in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def load_plugins() -> None:

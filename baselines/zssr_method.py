@@ -13,6 +13,7 @@ import torch
 from baselines.api import Method, MethodInfo
 from zssr import ZSSR, ZSSRConfig
 from zssr.network import ZSSRNet, count_parameters
+from zssr.precision import resolve_precision
 
 # The quick profile: a CPU-affordable reduction of every preset, labelled "not paper-comparable" in reports. Budget:
 # `make bench` (builtin: 7 images of 192 x 192, x2 and x4, six methods) within ~10 minutes on 2 CPU cores, i.e. ~10 s
@@ -47,9 +48,9 @@ class _ZSSRPreset(Method):
     info = MethodInfo(family="internal", training_data="the test image itself",
                       degradation="bicubic (MATLAB) unless a kernel is given", paper=PAPER)
 
-    def __init__(self, profile: str = "paper", **overrides: Any) -> None:
-        super().__init__(profile)
-        cfg = ZSSRConfig.preset(self.preset)
+    def __init__(self, profile: str = "paper", precision: str = "auto", **overrides: Any) -> None:
+        super().__init__(profile, precision)
+        cfg = ZSSRConfig.preset(self.preset).replace(precision=precision)
         if profile == "quick":
             cfg = cfg.replace(**QUICK_OVERRIDES[self.preset])
         elif profile != "paper":
@@ -79,6 +80,16 @@ class _ZSSRPreset(Method):
     def set_seed(self, seed: int) -> None:
         self._seed = int(seed)
 
+    def choose_precision(self, device: torch.device) -> str:
+        self.precision = resolve_precision(self.cfg.precision, device)
+        self.cfg = self.cfg.replace(precision=self.precision)
+        return self.precision
+
+    def setup(self, device: torch.device) -> None:
+        super().setup(device)
+        if self.precision is None:
+            self.choose_precision(device)
+
     def upscale(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
         cfg = self.cfg.replace(seed=self._seed, device=str(self.device) if self.cfg.device == "auto"
                                else self.cfg.device)
@@ -99,6 +110,7 @@ class _ZSSRPreset(Method):
         return {
             "preset": self.preset,
             "profile": self.profile,
+            "precision": self.cfg.precision,
             "quick_overrides": QUICK_OVERRIDES[self.preset] if self.profile == "quick" else {},
             "overrides": {k: str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v
                           for k, v in self.overrides.items()},

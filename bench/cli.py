@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", choices=["auto", "quick", "paper"], default="auto",
                      help="paper: published configurations; quick: reduced ZSSR for CPUs; auto: paper on GPU, quick on CPU")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                     help="network precision: auto = bf16 where the hardware has native bf16 units (ZSSR always, "
+                          "pretrained networks measured safe in bf16), else fp32; fp16 is CUDA only")
     run.add_argument("--executor", default="local", help="local (default)")
     run.add_argument("--workers", type=int, default=None, help="worker count for multi-worker executors")
     run.add_argument("--out", type=Path, default=None, help="output folder (default reports/<dataset>/<profile>-<protocol>)")
@@ -54,7 +57,8 @@ def cmd_run(args) -> int:
     options = RunOptions(dataset=args.dataset, methods=args.methods, scales=args.scales, protocol=args.protocol,
                          profile=args.profile, device=args.device, out=args.out, resume=not args.no_resume,
                          seed=args.seed, metrics=args.metrics, executor=args.executor, workers=args.workers,
-                         save_images=not args.no_images, kernel=args.kernel)
+                         save_images=not args.no_images, kernel=args.kernel,
+                         precision=args.precision)
     summary = run(options, render=not args.no_report)
     print(f"{summary.n_cells} cells ({summary.n_done_before} already done, {summary.n_run} run); results: "
           f"{summary.out / 'results.csv'}")

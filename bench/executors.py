@@ -65,8 +65,9 @@ def _build_runner(spec: WorkerSpec) -> CellRunner:
     load_plugins()
     configure_threads(spec.threads)
     dataset = load_dataset(spec.options.dataset)
-    methods = {n: _create(n, spec.profile) for n in spec.method_names}
-    return CellRunner(spec.options, dataset, methods, spec.profile, select_device(spec.device), Path(spec.out))
+    device = select_device(spec.device)
+    methods = {n: _create(n, spec.profile, spec.options.precision, device) for n in spec.method_names}
+    return CellRunner(spec.options, dataset, methods, spec.profile, device, Path(spec.out))
 
 
 def _run_one(runner: CellRunner, seen: set, planned: PlannedCell, spec: WorkerSpec) -> list[dict]:

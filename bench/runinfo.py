@@ -44,7 +44,7 @@ def _now() -> str:
 
 
 def write_run_json(out: Path, options, dataset, methods: dict, profile: str, device, scales, finished: bool,
-                   timing: dict | None = None) -> None:
+                   timing: dict | None = None, config_ids: dict[str, str] | None = None) -> None:
     from bench.device import device_name
 
     path = out / "run.json"
@@ -61,8 +61,16 @@ def write_run_json(out: Path, options, dataset, methods: dict, profile: str, dev
         + (f" Degradation: blur kernel {options.kernel} instead of bicubic." if options.kernel else ""),
         "seed": options.seed,
         "scales": list(scales),
-        "methods": {n: {"config": m.config(), "info": dataclasses.asdict(m.info), "class": type(m).__name__}
+        "precision": {"requested": options.precision,
+                      "in_force": {n: m.precision for n, m in methods.items()}},
+        "methods": {n: {"config": m.config(), "precision": m.precision, "config_id": (config_ids or {}).get(n),
+                        "info": dataclasses.asdict(m.info), "class": type(m).__name__}
                     for n, m in methods.items()},
+        # every configuration that has written rows into this folder, so that a report can tell apart the cells
+        # of one method run at two precisions (or other settings) in the same folder
+        "config_ids": {**previous.get("config_ids", {}),
+                       **{cid: {"method": n, "precision": methods[n].precision}
+                          for n, cid in (config_ids or {}).items()}},
         "metrics": {k: v for k, v in METRIC_SPECS.items()},
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()},
         "started": previous.get("started") if previous.get("started") and options.resume else _now(),

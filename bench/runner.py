@@ -46,6 +46,7 @@ class RunOptions:
     workers: int | None = None
     save_images: bool = True
     kernel: str | None = None  # a .mat blur kernel replacing bicubic as the degradation
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16" (CUDA) for every network (zssr.precision)
 
 
 @dataclass
@@ -282,8 +283,12 @@ def run(options: RunOptions, render: bool = True) -> RunSummary:
     for s in scales:
         if int(s) != s or s < 2:
             raise ValueError(f"scale {s!r}: scales are integers >= 2 (e.g. SCALES=2,3,4)")
+    from zssr.precision import check_precision, resolve_precision
+
+    check_precision(options.precision)
+    resolve_precision(options.precision, device)  # fp16 on a CPU: an error before any cell
     names = list(options.methods) or DEFAULT_METHODS[profile]
-    methods = {name: _create(name, profile) for name in names}
+    methods = {name: _create(name, profile, options.precision, device) for name in names}
     ids = {n: config_id(n, m.config(), profile, options.protocol, options.seed) for n, m in methods.items()}
     out = Path(options.out) if options.out else default_out(dataset, profile, options.protocol)
     out.mkdir(parents=True, exist_ok=True)
@@ -299,7 +304,7 @@ def run(options: RunOptions, render: bool = True) -> RunSummary:
     todo = [p for p in plan if p.cell.key not in done]
     log.info("%s: %d cells, %d already done, %d to run on %s (profile %s)", dataset.name, len(plan),
              len(plan) - len(todo), len(todo), device, profile)
-    write_run_json(out, options, dataset, methods, profile, device, scales, finished=False)
+    write_run_json(out, options, dataset, methods, profile, device, scales, finished=False, config_ids=ids)
 
     from bench.executors import run_cells
 
@@ -315,7 +320,8 @@ def run(options: RunOptions, render: bool = True) -> RunSummary:
 
         summary.report = render_report(out)
     summary.timing = _timing(results_path, {p.cell.key for p in todo}, cells_seconds, time.perf_counter() - start)
-    write_run_json(out, options, dataset, methods, profile, device, scales, finished=True, timing=summary.timing)
+    write_run_json(out, options, dataset, methods, profile, device, scales, finished=True, timing=summary.timing,
+                   config_ids=ids)
     return summary
 
 
@@ -332,9 +338,18 @@ def _timing(results_path: Path, keys: set, cells_seconds: float, wall_seconds: f
             "outside_methods_share": round(1 - in_methods / wall_seconds, 4) if wall_seconds > 0 else None}
 
 
-def _create(name: str, profile: str):
-    """A method instance; one that cannot even be built (import error, bad checkpoint path) becomes a placeholder
-    whose cells are recorded as failed with the reason. A name that is not registered is an error at once."""
+def _create(name: str, profile: str, precision: str = "auto", device=None):
+    """A method instance with its precision resolved for `device` (before its config() is read: the precision in
+    force is part of the cell's identity); one that cannot even be built (import error, bad checkpoint path)
+    becomes a placeholder whose cells are recorded as failed with the reason. A name that is not registered is an
+    error at once."""
+    method = _instantiate(name, profile, precision)
+    if device is not None:
+        method.choose_precision(device)
+    return method
+
+
+def _instantiate(name: str, profile: str, precision: str):
     from baselines.api import Method, MethodInfo, MethodUnavailable
     from baselines.methods import CHECKPOINT_PREFIX, METHODS, create_method
     from baselines.registry import UnknownNameError
@@ -342,7 +357,7 @@ def _create(name: str, profile: str):
     if not name.startswith(CHECKPOINT_PREFIX) and name not in METHODS:
         METHODS.resolve(name)  # raises with a did-you-mean
     try:
-        return create_method(name, profile=profile)
+        return create_method(name, profile=profile, precision=precision)
     except UnknownNameError:
         raise
     except Exception as exc:  # recorded per cell, the run goes on

@@ -62,8 +62,28 @@ class DieOnce(Nearest):
         return super().upscale(lr, scale)
 
 
+class PrecisionSpy(Nearest):
+    """A "network" method that resolves its precision like the real ones and records what it ran at."""
+
+    name = "test-precision"
+    RAN_AT: list[str] = []
+
+    def choose_precision(self, device):
+        from zssr.precision import resolve_precision
+
+        self.precision = resolve_precision(self.precision_request, device)
+        return self.precision
+
+    def upscale(self, lr, scale):
+        PrecisionSpy.RAN_AT.append(self.precision)
+        return super().upscale(lr, scale)
+
+    def config(self):
+        return {"precision": self.precision}
+
+
 def register() -> None:
-    for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce):
+    for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce, PrecisionSpy):
         if cls.name not in METHODS:
             METHODS.register(cls.name, cls)
 

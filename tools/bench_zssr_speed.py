@@ -2,7 +2,9 @@
 """ZSSR speed: the full training loop vs the bare network step, and seconds per image end to end.
 
     python tools/bench_zssr_speed.py --device cpu --iters 100 --threads 2
-    python tools/bench_zssr_speed.py --device cuda --iters 500 --amp
+    python tools/bench_zssr_speed.py --precisions fp32,bf16 --layouts contiguous,channels_last \
+        --presets original,modified --no-e2e            # the step-rate matrix
+    python tools/bench_zssr_speed.py --precisions bf16 --profile paper --e2e-images baby,bird,butterfly,head,woman
 
 1. bare step: forward + L1 loss + backward + Adam step of the ZSSR network on one fixed 128x128 crop;
 2. full loop: ZSSR's training loop (augmentation via grid_sample, degradation and interpolation by resampling
@@ -29,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from baselines.zssr_method import QUICK_OVERRIDES  # noqa: E402
 from zssr import ZSSR, ZSSRConfig  # noqa: E402
 from zssr.network import ZSSRNet  # noqa: E402
+from zssr.precision import autocast, resolve_precision  # noqa: E402
 from zssr.resize import imresize  # noqa: E402
 
 QUICK = QUICK_OVERRIDES["original"]  # the harness's "quick" profile for zssr-original
@@ -76,7 +79,7 @@ def bare_step_rate(cfg: ZSSRConfig, device: torch.device, iters: int, warmup: in
     net = ZSSRNet(cfg)
     net.reset_parameters(torch.Generator().manual_seed(0))
     net.to(device)
-    channels_last = cfg.channels_last and device.type == "cuda"
+    channels_last = cfg.channels_last
     if channels_last:
         net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate,
@@ -85,10 +88,10 @@ def bare_step_rate(cfg: ZSSRConfig, device: torch.device, iters: int, warmup: in
     target = torch.rand_like(x)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    amp_dtype = torch.bfloat16 if cfg.amp_dtype == "bfloat16" else torch.float16
+    precision = resolve_precision(cfg.precision, device)
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
+        with autocast(precision, device):
             y = net(x)
         loss = torch.nn.functional.l1_loss(y.float(), target)
         opt.zero_grad(set_to_none=True)
@@ -129,64 +132,84 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3, help="alternating bare/loop measurements (median)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    ap.add_argument("--image", default="bird", help="Set5 image for the loop and the end-to-end run")
+    ap.add_argument("--image", default="bird", help="Set5 image for the loop")
+    ap.add_argument("--e2e-images", default="", help="Set5 images for the end-to-end runs (default: --image)")
     ap.add_argument("--profile", choices=("paper", "quick"), default="quick",
-                    help=f"end-to-end configuration: the original preset, or quick = {QUICK}")
+                    help=f"end-to-end configuration: the preset as published, or quick = {QUICK}")
     ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end run")
-    ap.add_argument("--amp", action="store_true")
-    ap.add_argument("--no-channels-last", action="store_true")
+    ap.add_argument("--precisions", default="auto", help="comma-separated: auto, fp32, bf16, fp16 (CUDA)")
+    ap.add_argument("--layouts", default="channels_last", help="comma-separated: contiguous, channels_last")
+    ap.add_argument("--presets", default="original", help="comma-separated ZSSR presets (original, modified, ...)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cfg = ZSSRConfig.preset("original").replace(device=str(device), amp=args.amp,
-                                                channels_last=not args.no_channels_last)
     hr, lr_u8 = load_set5(args.image, 2)
     lr = (torch.from_numpy(lr_u8).permute(2, 0, 1)[None].float() / 255.0).to(device)
     info = dict(device=str(device), device_name=torch.cuda.get_device_name(device) if device.type == "cuda"
                 else f"cpu ({os.cpu_count()} cores)", threads=torch.get_num_threads(), torch=torch.__version__,
-                image=args.image, lr_size=list(lr_u8.shape[:2]), crop=cfg.crop_size, iters=args.iters,
-                amp=args.amp, load_average=os.getloadavg())
+                image=args.image, lr_size=list(lr_u8.shape[:2]), iters=args.iters, load_average=os.getloadavg())
     print(json.dumps(info))
-
-    # alternate the two measurements so that load from other processes hits both alike; report the medians
-    bares, loops = [], []
-    for _ in range(args.repeats):
-        bares.append(bare_step_rate(cfg, device, args.iters, args.warmup))
-        loops.append(loop_rate(cfg, lr, args.iters, args.warmup))
-    bare, loop = float(np.median([b[0] for b in bares])), float(np.median([lp[0] for lp in loops]))
-    bare_cpu, loop_cpu = float(np.median([b[1] for b in bares])), float(np.median([lp[1] for lp in loops]))
-    res = dict(bare_step_it_per_s=bare, full_loop_it_per_s=loop, loop_overhead_percent=100 * (bare / loop - 1),
-               bare_runs=bares, loop_runs=loops)
-    print(f"bare step : {bare:8.2f} it/s  ({1000 / bare:.1f} ms/it)")
-    print(f"full loop : {loop:8.2f} it/s  ({1000 / loop:.1f} ms/it)   overhead {res['loop_overhead_percent']:+.1f}%")
-    if device.type == "cpu":
-        # CPU time of this process: much less sensitive to other processes sharing the cores than wall time
-        res.update(bare_step_it_per_cpu_s=bare_cpu, full_loop_it_per_cpu_s=loop_cpu,
-                   loop_overhead_cpu_percent=100 * (bare_cpu / loop_cpu - 1))
-        print(f"per CPU second: bare {bare_cpu:.3f} it/s, loop {loop_cpu:.3f} it/s, "
-              f"overhead {res['loop_overhead_cpu_percent']:+.1f}%")
-
+    rows = []
+    print(f"{'preset':10s} {'precision':9s} {'layout':14s} {'bare it/s':>9s} {'ms/it':>6s} {'loop it/s':>9s} "
+          f"{'ms/it':>6s} {'overhead':>8s}")
+    for preset in args.presets.split(","):
+        for precision in args.precisions.split(","):
+            for layout in args.layouts.split(","):
+                cfg = ZSSRConfig.preset(preset).replace(device=str(device), precision=precision,
+                                                        channels_last=layout == "channels_last")
+                # alternate the two measurements so that load from other processes hits both alike; medians
+                bares, loops = [], []
+                for _ in range(args.repeats):
+                    bares.append(bare_step_rate(cfg, device, args.iters, args.warmup))
+                    loops.append(loop_rate(cfg, lr, args.iters, args.warmup))
+                bare, loop = float(np.median([b[0] for b in bares])), float(np.median([lp[0] for lp in loops]))
+                row = dict(preset=preset, precision=resolve_precision(precision, device), layout=layout,
+                           crop=cfg.crop_size, bare_step_it_per_s=bare, full_loop_it_per_s=loop,
+                           loop_overhead_percent=100 * (bare / loop - 1))
+                if device.type == "cpu":  # CPU time: less sensitive to other processes than wall time
+                    bare_cpu = float(np.median([b[1] for b in bares]))
+                    loop_cpu = float(np.median([lp[1] for lp in loops]))
+                    row.update(bare_step_it_per_cpu_s=bare_cpu, full_loop_it_per_cpu_s=loop_cpu,
+                               loop_overhead_cpu_percent=100 * (bare_cpu / loop_cpu - 1))
+                rows.append(row)
+                print(f"{preset:10s} {row['precision']:9s} {layout:14s} {bare:9.2f} {1000 / bare:6.1f} {loop:9.2f} "
+                      f"{1000 / loop:6.1f} {row['loop_overhead_percent']:+7.1f}%", flush=True)
+    e2e = []
     if not args.no_e2e:
-        e2e_cfg = cfg if args.profile == "paper" else cfg.replace(**QUICK)
-        bicubic = to_uint8(imresize(lr, 2).clamp(0, 1))
-        sync(device)
-        t0 = time.perf_counter()
-        z = ZSSR(e2e_cfg)
-        sr = z.upscale(lr, 2)
-        sync(device)
-        seconds = time.perf_counter() - t0
-        res.update(e2e_profile=args.profile, e2e_seconds=seconds, e2e_iterations=z.last_stats["iterations"],
-                   e2e_seconds_train=z.last_stats["seconds-train"], psnr_y_zssr=psnr_y(to_uint8(sr), hr, 2),
-                   psnr_y_bicubic_rgb=psnr_y(bicubic, hr, 2))
-        print(f"end to end ({args.profile}, {args.image} x2): {seconds:.1f} s, {res['e2e_iterations']} iterations, "
-              f"PSNR-Y {res['psnr_y_zssr']:.2f} dB (bicubic on RGB {res['psnr_y_bicubic_rgb']:.2f} dB)")
-    res["load_average_after"] = os.getloadavg()
+        for preset in args.presets.split(","):
+            for precision in args.precisions.split(","):
+                cfg = ZSSRConfig.preset(preset).replace(device=str(device), precision=precision)
+                if args.profile == "quick":
+                    cfg = cfg.replace(**QUICK_OVERRIDES[preset])
+                for name in (args.e2e_images or args.image).split(","):
+                    e2e.append(end_to_end(cfg, name, device, args.profile))
+    res = dict(info, steps=rows, end_to_end=e2e, load_average_after=os.getloadavg())
     if args.json:
-        args.json.write_text(json.dumps({**info, **res}, indent=1))
+        args.json.write_text(json.dumps(res, indent=1))
     return 0
+
+
+def end_to_end(cfg: ZSSRConfig, name: str, device: torch.device, profile: str) -> dict:
+    """One Set5 image x2 through ZSSR.upscale: wall seconds, iterations, PSNR-Y (and bicubic's)."""
+    hr, lr_u8 = load_set5(name, 2)
+    lr = (torch.from_numpy(lr_u8).permute(2, 0, 1)[None].float() / 255.0).to(device)
+    bicubic = to_uint8(imresize(lr, 2).clamp(0, 1))
+    sync(device)
+    t0 = time.perf_counter()
+    z = ZSSR(cfg)
+    sr = z.upscale(lr, 2)
+    sync(device)
+    seconds = time.perf_counter() - t0
+    out = dict(image=name, profile=profile, precision=z.last_stats["precision"], seconds=seconds,
+               iterations=z.last_stats["iterations"], seconds_train=z.last_stats["seconds-train"],
+               psnr_y=psnr_y(to_uint8(sr), hr, 2), psnr_y_bicubic_rgb=psnr_y(bicubic, hr, 2))
+    print(f"end to end ({profile}, {z.last_stats['precision']}, {name} x2): {seconds:.1f} s "
+          f"({out['seconds_train']:.1f} s training, {out['iterations']} iterations), PSNR-Y {out['psnr_y']:.2f} dB "
+          f"(bicubic on RGB {out['psnr_y_bicubic_rgb']:.2f} dB)", flush=True)
+    return out
 
 
 if __name__ == "__main__":

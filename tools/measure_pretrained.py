@@ -60,6 +60,10 @@ def main() -> None:
                                          "realesr-animevideov3,dat-light,esrgan,rrdb-psnr")
     ap.add_argument("--images", default="", help="comma-separated stems (default: all of Set5)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--precisions", default="fp32",
+                    help="comma-separated: fp32, bf16, fp16 (CUDA), auto; with several, per-image PSNR-Y "
+                         "differences against the first are printed")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,27 +75,37 @@ def main() -> None:
         files = [f for f in files if f.stem in args.images.split(",")]
     pairs = [make_lr(np.array(Image.open(f).convert("RGB")), args.scale) for f in files]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, Set5 x{args.scale}, {len(files)} images")
-    print(f"{'method':26s} {'PSNR-Y':>7s} {'SSIM-Y':>7s} {'sharp':>6s} {'s/img':>7s} {'load s':>6s} native")
+    device = torch.device(args.device)
+    print(f"{'method':26s} {'prec':>5s} {'PSNR-Y':>7s} {'SSIM-Y':>7s} {'sharp':>6s} {'s/img':>7s} {'load s':>6s} native")
     for name in args.methods.split(","):
-        method = create_method(name)
-        t0 = time.perf_counter()
-        try:
-            method.setup(torch.device("cpu"))
-        except MethodUnavailable as exc:
-            print(f"{name:26s} unavailable: {str(exc).splitlines()[0]}")
-            continue
-        load = time.perf_counter() - t0
-        ps, ss, sh, secs = [], [], [], []
-        for hr, lr in pairs:
+        first: list[float] | None = None
+        for precision in args.precisions.split(","):
+            method = create_method(name, precision=precision)
             t0 = time.perf_counter()
-            sr = to_uint8(method.upscale(to_tensor(lr), args.scale))
-            secs.append(time.perf_counter() - t0)
-            ps.append(psnr_y(sr, hr, args.scale))
-            ss.append(ssim_y(sr, hr, args.scale))
-            sh.append(sharpness(sr))
-        print(f"{name:26s} {np.mean(ps):7.2f} {np.mean(ss):7.4f} {np.mean(sh):6.2f} {np.mean(secs):7.2f} "
-              f"{load:6.2f} {method.native_scale(args.scale)}  per-image PSNR {' '.join(f'{p:.2f}' for p in ps)}",
-              flush=True)
+            try:
+                method.setup(device)
+            except MethodUnavailable as exc:
+                print(f"{name:26s} {precision:>5s} unavailable: {str(exc).splitlines()[0]}")
+                continue
+            load = time.perf_counter() - t0
+            method.upscale(to_tensor(pairs[0][1][:16, :16]).to(device), args.scale)  # warm-up
+            ps, ss, sh, secs = [], [], [], []
+            for hr, lr in pairs:
+                t0 = time.perf_counter()
+                sr = to_uint8(method.upscale(to_tensor(lr).to(device), args.scale))
+                secs.append(time.perf_counter() - t0)
+                ps.append(psnr_y(sr, hr, args.scale))
+                ss.append(ssim_y(sr, hr, args.scale))
+                sh.append(sharpness(sr))
+            line = (f"{name:26s} {str(method.precision):>5s} {np.mean(ps):7.3f} {np.mean(ss):7.4f} {np.mean(sh):6.2f} "
+                    f"{np.mean(secs):7.2f} {load:6.2f} {method.native_scale(args.scale)}  per-image PSNR "
+                    + " ".join(f"{p:.3f}" for p in ps))
+            if first is None:
+                first = ps
+            else:
+                diff = np.array(ps) - np.array(first)
+                line += f"  diff vs first: mean {diff.mean():+.4f} dB, max |.| {np.abs(diff).max():.4f}"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from zssr.precision import PRECISIONS
+
 Pair = tuple[float, float]
 
 # The paper's six gradual increments for a x2 target and their back-projection iteration counts.
@@ -106,9 +108,10 @@ class ZSSRConfig:
     # --- runtime -------------------------------------------------------------------------------------------------
     seed: int | None = 0
     device: str = "auto"  # "auto": the input's device
-    amp: bool = False  # autocast the network (CUDA only)
-    amp_dtype: str = "bfloat16"  # "bfloat16" | "float16" (float16 uses a GradScaler)
-    channels_last: bool = True  # channels_last memory format for the network (applied on CUDA only)
+    # "auto" | "fp32" | "bf16" | "fp16" (CUDA; uses a GradScaler): the network's convolutions under autocast, the
+    # residual add, loss, weights and optimizer in fp32 (zssr.precision); "auto": bf16 on native bf16 hardware
+    precision: str = "auto"
+    channels_last: bool = True  # channels_last memory format for the network, on every device
     cudnn_benchmark: bool = True
 
     # ---------------------------------------------------------------------------------------------------------------
@@ -152,8 +155,8 @@ class ZSSRConfig:
         for name in ("downscale_method", "upscale_method"):
             if getattr(self, name) not in RESIZE_KERNELS:
                 problems.append(f"{name}={getattr(self, name)!r} (expected one of {RESIZE_KERNELS})")
-        if self.amp_dtype not in ("bfloat16", "float16"):
-            problems.append(f"amp_dtype={self.amp_dtype!r} (expected 'bfloat16' or 'float16')")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision={self.precision!r} (expected one of {PRECISIONS})")
         if self.depth < 2 or self.width < 1 or self.kernel_size < 1 or self.crop_size < 2:
             problems.append("depth >= 2, width >= 1, kernel_size >= 1 and crop_size >= 2 are required")
         if self.max_iters < 1 or self.run_test_every < 1 or self.lr_check_every < 1:

@@ -66,7 +66,10 @@ class ZSSRNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.body(x)
-        return y + x.to(y.dtype) if self.residual else y
+        # under bf16/fp16 autocast the body's output is low precision; the add (and the output) stays in the
+        # input's fp32: a bf16 image has ~1 grey level of rounding error near 1.0
+        y = y.to(x.dtype)
+        return y + x if self.residual else y
 
 
 def count_parameters(net: nn.Module) -> int:

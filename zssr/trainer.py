@@ -14,7 +14,6 @@ re-initialised when init_net_for_each_sf).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from zssr.ensemble import self_ensemble
 from zssr.kernels import KernelDownscaler, kernel_shift, load_kernel
 from zssr.lr_policy import make_policy
 from zssr.network import ZSSRNet, count_parameters
+from zssr.precision import autocast, resolve_precision
 from zssr.resize import imresize
 
 Pair = tuple[float, float]
@@ -60,6 +60,8 @@ class ZSSR:
         self.config = config if config is not None else ZSSRConfig()
         self.last_stats: dict[str, Any] = {}
         self.net: ZSSRNet | None = None
+        self.precision = "fp32"  # resolved from config.precision against the device in upscale()
+        self._channels_last = False
 
     # -------------------------------------------------------------------------------------------------------------
     def _device(self, lr: torch.Tensor) -> torch.device:
@@ -94,11 +96,7 @@ class ZSSR:
         return down_k
 
     def _autocast(self, device: torch.device):
-        cfg = self.config
-        if not cfg.amp:
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if cfg.amp_dtype == "bfloat16" else torch.float16
-        return torch.autocast(device_type=device.type, dtype=dtype)
+        return autocast(self.precision, device)
 
     def _net_in(self, x: torch.Tensor) -> torch.Tensor:
         if self._channels_last:
@@ -139,7 +137,8 @@ class ZSSR:
         noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
         if device.type == "cuda" and cfg.cudnn_benchmark:
             torch.backends.cudnn.benchmark = True
-        self._channels_last = cfg.channels_last and device.type == "cuda"
+        self._channels_last = cfg.channels_last
+        self.precision = resolve_precision(cfg.precision, device)
 
         net = ZSSRNet(cfg)
         net.reset_parameters(init_gen)
@@ -148,7 +147,7 @@ class ZSSR:
             net.to(memory_format=torch.channels_last)
         self.net = net
         opt = self._optimizer(net, device)
-        scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and cfg.amp_dtype == "float16")
+        scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
 
         sources = [x]
         source_scales = [1.0]
@@ -156,7 +155,8 @@ class ZSSR:
         base_sf: Pair = (1.0, 1.0)
         base_ind = 0
         stats: dict[str, Any] = dict(iterations=0, curve=[], steps=[], device=str(device),
-                                     parameters=count_parameters(net), seed=seed)
+                                     parameters=count_parameters(net), seed=seed, precision=self.precision,
+                                     channels_last=self._channels_last)
         seconds_train = 0.0
         seconds_infer = 0.0
         out = x
@@ -234,7 +234,6 @@ class ZSSR:
         cfg = self.config
         device = inp.device
         crop = cfg.crop_size
-        son_hw = _shrunk((crop, crop), sf)
         plan = plan_augmentations(
             rng, cfg.max_iters, [(int(s.shape[-2]), int(s.shape[-1])) for s in sources], source_scales, crop,
             cfg.augment_leave_as_is_probability, cfg.augment_no_interpolate_probability, cfg.augment_min_scale,

@@ -103,7 +103,7 @@ def build_context(data: RunData) -> dict:
         info = entry.get("info", {}) or {}
         config = entry.get("config", {})
         methods.append({
-            "name": m, "family": data.family(m),
+            "name": m, "family": data.family(m), "precision": entry.get("precision") or "n/a",
             "training_data": info.get("training_data") or "—", "degradation": info.get("degradation") or "—",
             "licence": info.get("licence") or "—", "parameters": _fmt_params(info.get("parameters")),
             "paper": info.get("paper") or "—", "notes": info.get("notes") or "",
@@ -134,6 +134,7 @@ def build_context(data: RunData) -> dict:
         "dataset": ds,
         "device": device,
         "devices_in_rows": devices_in_rows,
+        "precision": _precision_summary(run),
         "git_revision": run.get("git_revision") or "unknown",
         "packages": sorted((run.get("packages") or {}).items()),
         "seed": run.get("seed", "—"),
@@ -151,6 +152,19 @@ def build_context(data: RunData) -> dict:
         "n_rows": int(len(rows)),
         "method_order": data.methods,
     }
+
+
+def _precision_summary(run: dict) -> str:
+    """One line: the requested precision and which methods ran in which (e.g. "auto: bf16 for a, b; fp32 for c")."""
+    info = run.get("precision") or {}
+    groups: dict[str, list[str]] = {}
+    for method, precision in (info.get("in_force") or {}).items():
+        if precision:
+            groups.setdefault(precision, []).append(method)
+    if not groups:
+        return "fp32 (not recorded in run.json)"
+    parts = [f"{p} for {', '.join(ms)}" for p, ms in sorted(groups.items())]
+    return f"{info.get('requested', 'auto')} requested: " + "; ".join(parts) + " (methods without a network: n/a)"
 
 
 def _fmt_params(value) -> str:

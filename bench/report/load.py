@@ -72,6 +72,30 @@ def _first(df: pd.DataFrame, column: str):
     return None
 
 
+def _label_variants(df: pd.DataFrame, run: dict) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Rows of one method from several configurations (say an fp32 and a bf16 run into one folder) are never
+    averaged together: each configuration becomes its own method, labelled with its precision (run.json's
+    config_ids), or with its config id where the precision does not tell them apart. Returns the relabelled
+    rows and {label: method}."""
+    if not len(df) or "config_id" not in df:
+        return df, {}
+    per_method = df.groupby("method")["config_id"].unique()
+    known = run.get("config_ids", {}) or {}
+    labels: dict[tuple[str, str], str] = {}
+    for method, ids in per_method.items():
+        if len(ids) < 2:
+            continue
+        precisions = [(known.get(cid) or {}).get("precision") for cid in ids]
+        by_precision = all(precisions) and len(set(precisions)) == len(ids)
+        for cid, precision in zip(ids, precisions):
+            labels[(method, cid)] = f"{method} [{precision if by_precision else cid}]"
+    if not labels:
+        return df, {}
+    df = df.copy()
+    df["method"] = [labels.get((m, c), m) for m, c in zip(df["method"], df["config_id"])]
+    return df, {label: method for (method, _), label in labels.items()}
+
+
 def load_run(run_dir: Path) -> RunData:
     run_dir = Path(run_dir)
     results_path = run_dir / "results.csv"
@@ -94,12 +118,14 @@ def load_run(run_dir: Path) -> RunData:
     else:
         df["native"] = pd.Series(dtype=object)
 
+    df, variants = _label_variants(df, run)
     is_error = df["metric"] == ERROR_METRIC
     errors = df[is_error].copy()
     rows = df[~is_error].copy()
 
     methods_info = run.get("methods", {}) or {}
     families = {m: str((v or {}).get("info", {}).get("family", "other") or "other") for m, v in methods_info.items()}
+    families.update({label: families.get(base, "other") for label, base in variants.items()})
     run_order = list(methods_info)
     all_methods = list(dict.fromkeys(list(df["method"]) + run_order))
 
