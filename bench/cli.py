@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--metrics", type=_csv, default=("psnr-y", "ssim-y", "psnr-rgb", "lpips-alex"))
     run.add_argument("--kernel", default=None, help="a .mat blur kernel (variable `Kernel`) replacing bicubic downscaling")
+    run.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                     help="start no cell after this many seconds (local executor); the same command resumes")
     run.add_argument("--no-images", action="store_true", help="do not save SR outputs (reports then have no crops)")
     run.add_argument("--no-report", action="store_true", help="skip rendering the report")
 
@@ -58,10 +60,12 @@ def cmd_run(args) -> int:
                          profile=args.profile, device=args.device, out=args.out, resume=not args.no_resume,
                          seed=args.seed, metrics=args.metrics, executor=args.executor, workers=args.workers,
                          save_images=not args.no_images, kernel=args.kernel,
-                         precision=args.precision)
+                         precision=args.precision, time_budget=args.time_budget)
     summary = run(options, render=not args.no_report)
     print(f"{summary.n_cells} cells ({summary.n_done_before} already done, {summary.n_run} run); results: "
           f"{summary.out / 'results.csv'}")
+    if summary.n_left:
+        print(f"time budget reached: {summary.n_left} cell(s) left; run the same command again to continue")
     t = summary.timing
     if t.get("wall_seconds") and args.executor == "local":  # worker executors overlap cells: no such split
         print(f"wall {t['wall_seconds']:.1f} s, of which in the methods {t['method_seconds']:.1f} s "

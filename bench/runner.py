@@ -47,6 +47,7 @@ class RunOptions:
     save_images: bool = True
     kernel: str | None = None  # a .mat blur kernel replacing bicubic as the degradation
     precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16" (CUDA) for every network (zssr.precision)
+    time_budget: float | None = None  # seconds: no cell starts after this long (local executor); resume continues
 
 
 @dataclass
@@ -62,6 +63,7 @@ class RunSummary:
     n_cells: int
     n_done_before: int
     n_run: int
+    n_left: int = 0  # cells not started because the time budget ran out (run the same command again to continue)
     failures: list[dict] = field(default_factory=list)  # cells that raised
     unavailable: list[dict] = field(default_factory=list)  # cells of methods that cannot run here (reported, not failed)
     report: dict[str, Path] = field(default_factory=dict)
@@ -237,7 +239,12 @@ def execute(plan: list[PlannedCell], runner: CellRunner, writer: ResultsWriter, 
             progress: Callable[[PlannedCell], None] | None = None) -> list[dict]:
     """The local executor: cells in order, each appended to the results file when it finishes."""
     failures, seen_methods = [], set()
+    deadline = time.monotonic() + options.time_budget if options.time_budget else None
     for planned in plan:
+        if deadline is not None and time.monotonic() >= deadline:
+            log.info("time budget of %.0f s reached: the remaining cells are left for a resumed run",
+                     options.time_budget)
+            break
         first = planned.cell.method not in seen_methods
         seen_methods.add(planned.cell.method)
         try:
@@ -275,6 +282,8 @@ def run(options: RunOptions, render: bool = True) -> RunSummary:
     load_plugins()
     if options.protocol not in ("rgb", "y-only"):
         raise ValueError(f"unknown protocol {options.protocol!r}; use rgb or y-only")
+    if options.time_budget is not None and (options.time_budget <= 0 or options.executor != "local"):
+        raise ValueError("a time budget must be > 0 seconds and needs the local executor")
     configure_threads()
     device = select_device(options.device)
     profile = resolve_profile(options.profile, device)
@@ -312,7 +321,10 @@ def run(options: RunOptions, render: bool = True) -> RunSummary:
     run_cells(options, todo, dataset, methods, profile, device, out, writer)
     cells_seconds = time.perf_counter() - start
     errors = _all_errors(results_path)
-    summary = RunSummary(out=out, n_cells=len(plan), n_done_before=len(plan) - len(todo), n_run=len(todo),
+    now_done, now_failed = finished_cells(read_results(results_path))
+    n_run = sum(1 for p in todo if p.cell.key in now_done or p.cell.key in now_failed)
+    summary = RunSummary(out=out, n_cells=len(plan), n_done_before=len(plan) - len(todo), n_run=n_run,
+                         n_left=len(todo) - n_run,
                          failures=[e for e in errors if not is_unavailable(e)],
                          unavailable=[e for e in errors if is_unavailable(e)])
     if render:
