@@ -7,8 +7,7 @@ spandrel) needs to run this project's GPU checks and benchmarks in one call.
 
 Contents:
   wheels/   the packages the GPU image lacks, for CPython <python-version> manylinux x86_64 (pip download, or a
-            wheel built here for pure-Python sdists), at the versions this checkout's virtualenv has; this project
-            as a wheel
+            wheel built here for pure-Python sdists), at the versions this checkout's virtualenv has
   weights/  compact lossless copies of the weight files the run uses (the weight store's `kit_copy` sources:
             each tensor in the smallest dtype that holds it exactly, gzip; checked against the declared digests)
   data/     the datasets the run uses, copied from ZSSR_BENCH_DATA (<dataset>/<file>, as the harness expects)
@@ -36,8 +35,9 @@ DATASETS = ("set5", "set14")
 LIMIT_MIB = 60
 
 
-def _pip(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "-q", *args], check=True)
+def _pip(*args: str, quiet_errors: bool = False) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "-q", *args], check=True,
+                   stderr=subprocess.DEVNULL if quiet_errors else None)
 
 
 def fetch_wheels(dest: Path, python_version: str) -> None:
@@ -48,10 +48,11 @@ def fetch_wheels(dest: Path, python_version: str) -> None:
         requirement = f"{name}=={metadata.version(name)}"
         try:
             _pip("download", "--no-deps", "--only-binary=:all:", f"--python-version={python_version}",
-                 "--implementation=cp", *platforms, "-d", str(dest), requirement)
+                 "--implementation=cp", *platforms, "-d", str(dest), requirement, quiet_errors=True)
         except subprocess.CalledProcessError:  # an sdist only (pure Python): build the wheel here
             _pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(dest), requirement)
-    _pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(dest), str(REPO))
+    # No wheel of this project: every device call carries the working tree, and tools/device_run.sh runs the
+    # harness from it (installed as a package, the harness would still look for datasets/ beside itself).
 
 
 def compact_weights(dest: Path) -> None:

@@ -18,11 +18,14 @@ V="$R/venv/bin/python"
     pytest pyyaml requests einops pillow typing-extensions
 "${PY:-.venv/bin/python}" tools/device_kit.py --python-version "$("$V" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
     --out "$R/kit"
-KIT="$R/kit" RESULTS="$R/results" SITE="$R/site" PY="$V" DEVICE=cpu PROFILE=quick STAGES=rehearsal \
+KIT="$R/kit" RESULTS="$R/results" SITE="$R/site" CACHE="$R/cache" PY="$V" DEVICE=cpu PROFILE=quick STAGES=rehearsal \
     BUDGET_S=${BUDGET_S:-240} SPEED_ITERS=3 bash tools/device_run.sh
 csv="$R/results/out/rehearsal-results.csv"
 for m in bicubic zssr-original; do
     grep -q ",$m,.*,psnr-y," "$csv" || { echo "rehearsal FAILED: no psnr-y row for $m in $csv" >&2; exit 1; }
+done
+for w in "$R"/cache/weights/*.source.json; do  # every weight came from the kit, none from a network source
+    grep -q '"source": "local file' "$w" || { echo "rehearsal FAILED: $w was not taken from the kit" >&2; exit 1; }
 done
 ls -la "$R/results/out"
 echo "rehearsal passed: kit $(du -sh "$R/kit" | cut -f1), results in $R/results/out"
