@@ -338,9 +338,14 @@ def _smallest_exact(t: torch.Tensor) -> torch.Tensor:
             break
         if dtype.is_floating_point or (t.min() >= torch.iinfo(dtype).min and t.max() <= torch.iinfo(dtype).max):
             small = t.to(dtype)
-            if torch.equal(small.to(t.dtype), t):
+            if _same_bytes(small.to(t.dtype), t):  # bytes, not values: -0.0 and NaN payloads must survive
                 return small
     return t
+
+
+def _same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() == \
+        b.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
 def _paths(state: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], torch.Tensor]]:

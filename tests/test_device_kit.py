@@ -22,6 +22,7 @@ def _state() -> dict:
         "attn_mask": mask,  # integers: int8
         "relative_position_index": torch.arange(300).reshape(20, 15),  # int64 -> int16
         "num_batches": torch.tensor(7),  # 0-dim
+        "signed_zero": torch.tensor([0.0, -0.0, 1.0]),  # integer-valued, but int8 would lose -0.0's sign
         "flag": torch.tensor([True, False]),
     }}
 

@@ -137,3 +137,13 @@ def test_timing_rows_present(folder, tmp_path):
     assert {"seconds-total", "seconds-train", "seconds-infer", "seconds-load", "peak-memory-mb"} <= metrics
     assert (df[df.metric == "seconds-load"].groupby("method").size() == 1).all()
     assert (out / "run.json").exists() and (out / "sr" / "test-nearest").is_dir()
+
+
+def test_time_budget_stops_starting_cells_and_resume_continues(folder, tmp_path):
+    out = tmp_path / "budget"
+    first = run(_opts(folder, out, ("test-nearest",), time_budget=1e-6), render=False)
+    assert first.n_run == 0 and first.n_left == 10  # 5 images x 2 scales, none started
+    second = run(_opts(folder, out, ("test-nearest",)), render=False)
+    assert (second.n_done_before, second.n_run, second.n_left) == (0, 10, 0)
+    with pytest.raises(ValueError, match="time budget"):
+        run(_opts(folder, out, ("test-nearest",), time_budget=10, executor="local-gpus"), render=False)
