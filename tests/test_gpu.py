@@ -3,13 +3,13 @@ pretrained inference in fp16 and bf16, tiling's out-of-memory fallback, synchron
 tools/device_run.sh runs these on a lent GPU."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from baselines.pretrained import move_for_inference, run_at_native_scale
 from baselines.tiling import TileConfig, tiled_forward
 from bench.device import PeakMemory, timed
+from test_precision import brick_pair, psnr_inner
 from test_pretrained import random_compact_state
 from zssr import ZSSR, ZSSRConfig
 from zssr.resize import imresize
@@ -18,22 +18,10 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 CUDA = torch.device("cuda")
 
 
-def _brick_pair(device):
-    skimage_data = pytest.importorskip("skimage.data")
-    img = skimage_data.brick()[:64, :64].astype(np.float32) / 255
-    hr = torch.from_numpy(np.stack([img] * 3)).unsqueeze(0).to(device)
-    lr = (imresize(hr, 0.5) * 255).round().clamp(0, 255) / 255
-    return hr, lr
-
-
-def _psnr(a, hr):
-    return 10 * np.log10(1 / torch.mean((a[..., 2:-2, 2:-2] - hr[..., 2:-2, 2:-2]) ** 2).item())
-
-
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_zssr_trains_on_cuda_and_beats_bicubic(precision):
     # as the CPU test: 200 iterations on 32 x 32 fathers gain >= 0.5 dB over bicubic
-    hr, lr = _brick_pair(CUDA)
+    hr, lr = brick_pair(64, CUDA)
     cfg = ZSSRConfig.preset("original").replace(max_iters=200, crop_size=32, min_iters=64, lr_slope_range=80,
                                                 run_test_every=16, lr_check_every=30, seed=0, precision=precision)
     z = ZSSR(cfg)
@@ -41,7 +29,7 @@ def test_zssr_trains_on_cuda_and_beats_bicubic(precision):
     assert sr.device.type == "cuda" and sr.dtype == torch.float32
     assert z.last_stats["precision"] == precision and z.last_stats["channels_last"]
     assert next(z.net.parameters()).is_contiguous(memory_format=torch.channels_last)
-    assert _psnr(sr, hr) > _psnr(imresize(lr, 2).clamp(0, 1), hr) + 0.5
+    assert psnr_inner(sr, hr) > psnr_inner(imresize(lr, 2).clamp(0, 1), hr) + 0.5
 
 
 def test_auto_is_bf16_on_ampere_and_newer():

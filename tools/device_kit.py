@@ -16,7 +16,6 @@ Contents:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -83,14 +82,6 @@ def copy_datasets(dest: Path) -> None:
         shutil.copytree(src, dest / name)
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / ".device-kit")
@@ -102,12 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     fetch_wheels(out / "wheels", args.python_version)
     compact_weights(out / "weights")
     copy_datasets(out / "data")
+    from baselines.weights import file_sha256
+
     files = sorted(p for p in out.rglob("*") if p.is_file())
     total = sum(p.stat().st_size for p in files)
     manifest = {"python_version": args.python_version, "total_bytes": total,
                 "packages": {n: metadata.version(n) for n in PACKAGES},
                 "weights": list(WEIGHTS), "datasets": list(DATASETS),
-                "files": {str(p.relative_to(out)): {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in files}}
+                "files": {str(p.relative_to(out)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in files}}
     (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=1))
     for part in ("wheels", "weights", "data"):
         size = sum(p.stat().st_size for p in (out / part).rglob("*") if p.is_file())
