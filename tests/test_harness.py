@@ -139,11 +139,20 @@ def test_timing_rows_present(folder, tmp_path):
     assert (out / "run.json").exists() and (out / "sr" / "test-nearest").is_dir()
 
 
-def test_time_budget_stops_starting_cells_and_resume_continues(folder, tmp_path):
+def test_time_budget_stops_starting_cells_and_resume_continues(folder, tmp_path, monkeypatch):
+    import time
+    import types
+
+    import bench.runner as runner_module
+
+    ticks = iter(range(10**6))  # a clock that advances 1 s at every reading: deterministic on any machine
+    monkeypatch.setattr(runner_module, "time",
+                        types.SimpleNamespace(monotonic=lambda: float(next(ticks)), perf_counter=time.perf_counter))
     out = tmp_path / "budget"
-    first = run(_opts(folder, out, ("test-nearest",), time_budget=1e-6), render=False)
-    assert first.n_run == 0 and first.n_left == 10  # 5 images x 2 scales, none started
+    # deadline read at 0 s + 3.5 s; checks before cells read 1, 2, 3 (cells start), then 4: stop
+    first = run(_opts(folder, out, ("test-nearest",), time_budget=3.5), render=False)
+    assert (first.n_run, first.n_left) == (3, 7)  # 5 images x 2 scales
     second = run(_opts(folder, out, ("test-nearest",)), render=False)
-    assert (second.n_done_before, second.n_run, second.n_left) == (0, 10, 0)
+    assert (second.n_done_before, second.n_run, second.n_left) == (3, 7, 0)
     with pytest.raises(ValueError, match="time budget"):
         run(_opts(folder, out, ("test-nearest",), time_budget=10, executor="local-gpus"), render=False)
