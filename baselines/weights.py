@@ -171,22 +171,34 @@ def tensor_digest(state: Mapping[str, Any]) -> str:
     flat = _flatten(state)
     h = hashlib.sha256()
     for key in sorted(flat):
-        t = flat[key].detach().cpu().contiguous()
+        t = flat[key]
         h.update(key.encode())
         h.update(str(t.dtype).encode())
         h.update(repr(tuple(t.shape)).encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # 0-dim too
+        h.update(_tensor_bytes(t))
     return h.hexdigest()
 
 
-def _flatten(state: Mapping[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:
-    out: dict[str, torch.Tensor] = {}
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    """The raw bytes of a tensor's values (0-dim included)."""
+    t = t.detach().cpu().contiguous()
+    return t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+
+
+def _tensor_paths(state: Mapping[str, Any], prefix: tuple[str, ...] = ()
+                  ) -> list[tuple[tuple[str, ...], torch.Tensor]]:
+    """Every tensor of a nested state dict with its key path."""
+    out = []
     for key, value in state.items():
         if isinstance(value, torch.Tensor):
-            out[prefix + str(key)] = value
+            out.append((prefix + (str(key),), value))
         elif isinstance(value, Mapping):
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out += _tensor_paths(value, prefix + (str(key),))
     return out
+
+
+def _flatten(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    return {".".join(path): t for path, t in _tensor_paths(state)}
 
 
 def file_sha256(path: Path) -> str:
@@ -338,24 +350,9 @@ def _smallest_exact(t: torch.Tensor) -> torch.Tensor:
             break
         if dtype.is_floating_point or (t.min() >= torch.iinfo(dtype).min and t.max() <= torch.iinfo(dtype).max):
             small = t.to(dtype)
-            if _same_bytes(small.to(t.dtype), t):  # bytes, not values: -0.0 and NaN payloads must survive
+            if _tensor_bytes(small.to(t.dtype)) == _tensor_bytes(t):  # bytes, not values: -0.0 and NaN payloads
                 return small
     return t
-
-
-def _same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and a.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() == \
-        b.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-
-
-def _paths(state: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], torch.Tensor]]:
-    out = []
-    for key, value in state.items():
-        if isinstance(value, torch.Tensor):
-            out.append((prefix + (str(key),), value))
-        elif isinstance(value, Mapping):
-            out += _paths(value, prefix + (str(key),))
-    return out
 
 
 def write_compact(state: Mapping[str, Any], dest: Path) -> None:
@@ -363,7 +360,7 @@ def write_compact(state: Mapping[str, Any], dest: Path) -> None:
     import gzip
     import io
 
-    items = _paths(state)
+    items = _tensor_paths(state)
     payload = {"format": _COMPACT_FORMAT, "paths": [list(p) for p, _ in items],
                "dtypes": [str(t.dtype).replace("torch.", "") for _, t in items],
                "tensors": [_smallest_exact(t.detach().cpu().contiguous()) for _, t in items]}

@@ -61,8 +61,6 @@ def write_run_json(out: Path, options, dataset, methods: dict, profile: str, dev
         + (f" Degradation: blur kernel {options.kernel} instead of bicubic." if options.kernel else ""),
         "seed": options.seed,
         "scales": list(scales),
-        "precision": {"requested": options.precision,
-                      "in_force": {n: m.precision for n, m in methods.items()}},
         "methods": {n: {"config": m.config(), "precision": m.precision, "config_id": (config_ids or {}).get(n),
                         "info": dataclasses.asdict(m.info), "class": type(m).__name__}
                     for n, m in methods.items()},

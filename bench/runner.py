@@ -292,10 +292,9 @@ def run(options: RunOptions, render: bool = True) -> RunSummary:
     for s in scales:
         if int(s) != s or s < 2:
             raise ValueError(f"scale {s!r}: scales are integers >= 2 (e.g. SCALES=2,3,4)")
-    from zssr.precision import check_precision, resolve_precision
+    from zssr.precision import resolve_precision
 
-    check_precision(options.precision)
-    resolve_precision(options.precision, device)  # fp16 on a CPU: an error before any cell
+    resolve_precision(options.precision, device)  # an unknown name, or fp16 on a CPU: an error before any cell
     names = list(options.methods) or DEFAULT_METHODS[profile]
     methods = {name: _create(name, profile, options.precision, device) for name in names}
     ids = {n: config_id(n, m.config(), profile, options.protocol, options.seed) for n, m in methods.items()}

@@ -155,16 +155,17 @@ def build_context(data: RunData) -> dict:
 
 
 def _precision_summary(run: dict) -> str:
-    """One line: the requested precision and which methods ran in which (e.g. "auto: bf16 for a, b; fp32 for c")."""
-    info = run.get("precision") or {}
+    """One line: the requested precision and which methods ran in which (e.g. "auto requested: bf16 for a, b;
+    fp32 for c"), from run.json's options and each method's recorded precision."""
     groups: dict[str, list[str]] = {}
-    for method, precision in (info.get("in_force") or {}).items():
-        if precision:
-            groups.setdefault(precision, []).append(method)
+    for method, entry in (run.get("methods") or {}).items():
+        if (entry or {}).get("precision"):
+            groups.setdefault(entry["precision"], []).append(method)
     if not groups:
         return "fp32 (not recorded in run.json)"
+    requested = (run.get("options") or {}).get("precision", "auto")
     parts = [f"{p} for {', '.join(ms)}" for p, ms in sorted(groups.items())]
-    return f"{info.get('requested', 'auto')} requested: " + "; ".join(parts) + " (methods without a network: n/a)"
+    return f"{requested} requested: " + "; ".join(parts) + " (methods without a network: n/a)"
 
 
 def _fmt_params(value) -> str:
