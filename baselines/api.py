@@ -34,6 +34,9 @@ class Method:
     """
 
     name: str = ""
+    # bump when a change to the method changes its numbers: it is part of every cell's identity, so the cells
+    # computed before are then computed again instead of being reused
+    version: str = "1"
     info: MethodInfo = MethodInfo(family="interpolation", training_data="none", degradation="none")
     scales: tuple[int, ...] | None = None  # None: any integer scale >= 2
 
@@ -46,6 +49,8 @@ class Method:
         self.precision: str | None = None
         self.device = torch.device("cpu")
         self.last_stats: dict[str, Any] = {}
+        # why the method cannot run here, when prepare() found out (the harness records its cells as unavailable)
+        self.unavailable: str | None = None
         # Set by the harness for methods that train at test time: called with the iteration number.
         self.on_progress: Callable[[int], None] | None = None
 
@@ -61,6 +66,11 @@ class Method:
         The harness calls this before config(), so that the precision in force is part of the cell's identity."""
         return None
 
+    def prepare(self) -> None:
+        """Resolve everything that decides the method's numbers without touching a device (fetch and verify weight
+        files), so that config() is complete: the harness calls it before reading config() for the cells'
+        identity. Raise MethodUnavailable when impossible (setup() will then raise it for every cell)."""
+
     def setup(self, device: torch.device) -> None:
         """Load weights and move to `device`; timed as the load phase. Raise MethodUnavailable if impossible."""
         self.device = device
@@ -69,7 +79,8 @@ class Method:
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
-        """The full configuration, written to run.json (must be JSON-serialisable)."""
+        """The full configuration after prepare(), written to run.json and hashed into each cell's identity (must
+        be JSON-serialisable; weight files by their verified content checksum)."""
         return {}
 
     def set_seed(self, seed: int) -> None:

@@ -78,6 +78,10 @@ class CheckpointMethod(Method):
         self.precision = choose_network_precision(self.precision_request, device, arch)
         return self.precision
 
+    def prepare(self) -> None:
+        """Read the checkpoint (MethodUnavailable when it is missing or not a model spandrel knows)."""
+        self._describe()
+
     def setup(self, device: torch.device) -> None:
         super().setup(device)
         desc = self._describe()

@@ -59,7 +59,8 @@ def load_plugins() -> None:
     """Import the modules named in ZSSR_BENCH_PLUGINS (comma-separated) so that they can register methods
     without editing this file; worker processes inherit the variable and do the same."""
     import importlib
-    import os
 
-    for module in filter(None, (m.strip() for m in os.environ.get("ZSSR_BENCH_PLUGINS", "").split(","))):
+    from baselines import settings
+
+    for module in settings.plugins():
         importlib.import_module(module)

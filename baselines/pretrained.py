@@ -123,6 +123,7 @@ class SpandrelMethod(Method):
         self.tile_config = TileConfig(tile=tile, pad=tile_pad)
         self.models: dict[int, Any] = {}
         self.sources: dict[int, str] = {}
+        self.checksums: dict[int, str] = {}  # native scale -> the verified content checksum of its weights
         self.dtype = torch.float32
 
     # -- scales -------------------------------------------------------------------------------------------------
@@ -141,10 +142,23 @@ class SpandrelMethod(Method):
         return self.precision
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Fetch and verify every weight file: their content checksums are part of config() (the cells' identity)."""
+        from baselines import weights as store
+
+        for native in sorted(self.weights):
+            name = self.weights[native]
+            try:
+                self.checksums[native] = store.content_checksum(name)
+            except store.WeightUnavailable as exc:
+                raise MethodUnavailable(f"{self.name}: {exc}") from exc
+            self.sources[native] = store.provenance(name).get("source", "unknown")
+
     def setup(self, device: torch.device) -> None:
         from baselines import weights as store
 
         super().setup(device)
+        self.prepare()
         precision = self.choose_precision(device)
         self.models.clear()
         for native in sorted(self.weights):
@@ -165,7 +179,6 @@ class SpandrelMethod(Method):
             for p in desc.model.parameters():
                 p.requires_grad_(False)
             self.models[native] = desc
-            self.sources[native] = store.provenance(name).get("source", "unknown")
 
     @torch.inference_mode()
     def upscale(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
@@ -184,8 +197,7 @@ class SpandrelMethod(Method):
     def config(self) -> dict[str, Any]:
         return {
             "precision": self.precision or self.precision_request,
-            "weights": {f"x{s}": n for s, n in sorted(self.weights.items())},
-            "weights-source": {f"x{s}": src for s, src in sorted(self.sources.items())},
+            "weights": {f"x{s}": {"name": n, "checksum": self.checksums.get(s)} for s, n in sorted(self.weights.items())},
             "architecture": self.expected_arch,
             "native-scales": sorted(self.weights),
             "other-scales": "native x{s} output, MATLAB bicubic resize to the target",

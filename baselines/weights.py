@@ -40,7 +40,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-URL_TIMEOUT_S = float(os.environ.get("ZSSR_BENCH_URL_TIMEOUT", "15"))
+from baselines import settings
+
 PIP_TIMEOUT_S = 900
 
 
@@ -49,11 +50,7 @@ PIP_TIMEOUT_S = 900
 
 def cache_root() -> Path:
     """Downloads and converted weights: `ZSSR_BENCH_CACHE`, else `$XDG_CACHE_HOME` (or ~/.cache) / zssr-bench."""
-    value = os.environ.get("ZSSR_BENCH_CACHE", "").strip()
-    if value:
-        return Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(base) / "zssr-bench"
+    return settings.cache_root()
 
 
 def weights_dir() -> Path:
@@ -68,18 +65,14 @@ def archives_dir() -> Path:
 def kit_root() -> Path:
     """A device kit (`make device-kit`): compact, checksummed copies of weights for machines without network.
     `ZSSR_BENCH_KIT`; an error (a skipped source) when unset."""
-    value = os.environ.get("ZSSR_BENCH_KIT", "").strip()
-    if not value:
+    root = settings.kit_root()
+    if root is None:
         raise FileNotFoundError("skipped: ZSSR_BENCH_KIT is not set (no device kit)")
-    return Path(value).expanduser()
+    return root
 
 
 def torch_home() -> Path:
-    value = os.environ.get("TORCH_HOME", "").strip()
-    if value:
-        return Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(base) / "torch"
+    return settings.torch_home()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -580,7 +573,7 @@ def _temp_in(directory: Path, name: str) -> Path:
 
 def _download(url: str, dest: Path) -> None:
     req = urllib.request.Request(url, headers={"User-Agent": "zssr-bench weight store"})
-    with urllib.request.urlopen(req, timeout=URL_TIMEOUT_S) as resp, open(dest, "wb") as f:
+    with urllib.request.urlopen(req, timeout=settings.url_timeout_s()) as resp, open(dest, "wb") as f:
         ctype = resp.headers.get("Content-Type", "")
         if ctype.startswith("text/html"):
             raise RuntimeError(f"got an HTML page ({ctype}), not a weight file")
@@ -669,7 +662,7 @@ def _try_source(decl: WeightFile, source: Source, dest: Path) -> str:
     with tempfile.TemporaryDirectory(dir=_mkdir(weights_dir()), prefix=".fetch-") as td:
         work = Path(td)
         if isinstance(source, Url):
-            if os.environ.get("ZSSR_BENCH_OFFLINE", "").strip() not in ("", "0"):
+            if settings.offline():
                 raise RuntimeError("skipped: ZSSR_BENCH_OFFLINE is set")
             raw = [work / Path(source.url.split("?")[0]).name]
             _download(source.url, raw[0])
@@ -715,7 +708,7 @@ def _mkdir(p: Path) -> Path:
     return p
 
 
-_VERIFIED: dict[Path, tuple[int, int, int]] = {}
+_VERIFIED: dict[Path, tuple[tuple[int, int, int], str]] = {}  # path -> (file stamp, the checksum it matched)
 
 
 def _stamp(path: Path) -> tuple[int, int, int]:
@@ -729,23 +722,35 @@ def fetch(name: str | WeightFile, *, force: bool = False) -> Path:
     A cached file that matches none of the declared checksums is discarded and fetched again. Raises
     `WeightUnavailable` listing every source tried and why it failed.
     """
+    return _fetch(name, force)[0]
+
+
+def content_checksum(name: str | WeightFile) -> str:
+    """The declared checksum the local copy matched (fetching it first): what the weights' numbers are, whichever
+    source they came from; part of the identity of the cells that use them."""
+    return _fetch(name, False)[1]
+
+
+def _fetch(name: str | WeightFile, force: bool) -> tuple[Path, str]:
     decl = _resolve(name)
     dest = weights_dir() / decl.filename
     if dest.is_file() and not force:
         stamp = _stamp(dest)
-        if _VERIFIED.get(dest) == stamp:  # verified earlier in this process and unchanged since
-            return dest
-        if verify(dest, decl.checksums()) is not None:
-            _VERIFIED[dest] = stamp
-            return dest
+        known = _VERIFIED.get(dest)
+        if known and known[0] == stamp:  # verified earlier in this process and unchanged since
+            return dest, known[1]
+        matched = verify(dest, decl.checksums())
+        if matched is not None:
+            _VERIFIED[dest] = (stamp, matched)
+            return dest, matched
         dest.unlink(missing_ok=True)  # corrupted or stale: fall through and fetch again
         _provenance_path(dest).unlink(missing_ok=True)
     failures = []
     for source in decl.sources:
         try:
-            _try_source(decl, source, dest)
-            _VERIFIED[dest] = _stamp(dest)
-            return dest
+            matched = _try_source(decl, source, dest)
+            _VERIFIED[dest] = (_stamp(dest), matched)
+            return dest, matched
         except Exception as exc:  # noqa: BLE001 - every failure is collected and reported below
             failures.append(f"  - {source.describe()}: {type(exc).__name__}: {exc}")
     raise WeightUnavailable(
@@ -769,32 +774,3 @@ def prefetch(names: Iterable[str] | None = None) -> dict[str, Path | Exception]:
         except (WeightUnavailable, KeyError) as exc:
             out[name] = exc
     return out
-
-
-# --------------------------------------------------------------------------------------------------------------
-# LPIPS
-
-def lpips_alex_model(device: torch.device | str = "cpu") -> torch.nn.Module:
-    """LPIPS v0.1 'alex' with its ImageNet backbone from the store (no torchvision download); eval mode.
-
-    Inputs are RGB in [-1, 1], as in the original code.
-    """
-    import warnings
-
-    import lpips
-
-    with warnings.catch_warnings():  # lpips still passes torchvision's deprecated `pretrained=` argument
-        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
-        model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
-    features = load_state_dict("lpips-alexnet-backbone")
-    net_sd = model.net.state_dict()
-    mapped = {}
-    for key in net_sd:  # lpips slices torchvision's `features` and keeps the indices: slice2.3.weight
-        _, idx_param = key.split(".", 1)
-        mapped[key] = features[f"features.{idx_param}"]
-    if len(mapped) != len(features):
-        raise RuntimeError(f"LPIPS alexnet expects {len(mapped)} backbone tensors, the store has {len(features)}")
-    model.net.load_state_dict(mapped, strict=True)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.eval().to(device)

@@ -33,17 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                      help="network precision: auto = bf16 where the hardware has native bf16 units (ZSSR always, "
                           "pretrained networks measured safe in bf16), else fp32; fp16 is CUDA only")
-    run.add_argument("--executor", default="local", help="local (default)")
+    run.add_argument("--executor", default="local", help="local (default), local-gpus or ray")
     run.add_argument("--workers", type=int, default=None, help="worker count for multi-worker executors")
     run.add_argument("--out", type=Path, default=None, help="output folder (default reports/<dataset>/<profile>-<protocol>)")
     run.add_argument("--no-resume", action="store_true", help="start over instead of resuming the output folder")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--metrics", type=_csv, default=("psnr-y", "ssim-y", "psnr-rgb", "lpips-alex"))
+    run.add_argument("--metrics", type=_csv, default=("psnr-y", "ssim-y", "psnr-rgb", "lpips-alex"),
+                     help="comma-separated quality metrics; added to a finished folder, only they are computed")
     run.add_argument("--kernel", default=None, help="a .mat blur kernel (variable `Kernel`) replacing bicubic downscaling")
     run.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                      help="start no cell after this many seconds (local executor); the same command resumes")
     run.add_argument("--no-images", action="store_true", help="do not save SR outputs (reports then have no crops)")
     run.add_argument("--no-report", action="store_true", help="skip rendering the report")
+    run.add_argument("--no-wait", action="store_true",
+                     help="stop (instead of waiting) when another run is writing the same output folder")
 
     sub.add_parser("list", help="list datasets and methods")
     rep = sub.add_parser("report", help="render the report of a run folder again")
@@ -54,20 +57,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
-    from bench.runner import RunOptions, run
+    from bench.options import RunOptions
+    from bench.runner import run
 
     options = RunOptions(dataset=args.dataset, methods=args.methods, scales=args.scales, protocol=args.protocol,
                          profile=args.profile, device=args.device, out=args.out, resume=not args.no_resume,
                          seed=args.seed, metrics=args.metrics, executor=args.executor, workers=args.workers,
                          save_images=not args.no_images, kernel=args.kernel,
-                         precision=args.precision, time_budget=args.time_budget)
+                         precision=args.precision, time_budget=args.time_budget, wait=not args.no_wait)
     summary = run(options, render=not args.no_report)
-    print(f"{summary.n_cells} cells ({summary.n_done_before} already done, {summary.n_run} run); results: "
+    for line in summary.notices:
+        print(f"note: {line}", file=sys.stderr)
+    added = f", {summary.n_metrics_only} of them only for missing metrics" if summary.n_metrics_only else ""
+    print(f"{summary.n_cells} cells ({summary.n_done_before} already done, {summary.n_run} run{added}); results: "
           f"{summary.out / 'results.csv'}")
     if summary.n_left:
         print(f"time budget reached: {summary.n_left} cell(s) left; run the same command again to continue")
     t = summary.timing
-    if t.get("wall_seconds") and args.executor == "local":  # worker executors overlap cells: no such split
+    if not summary.n_run:
+        print("nothing to run: every cell was already done")
+    elif t.get("wall_seconds") and t.get("outside_methods_share") is not None and args.executor == "local":
         print(f"wall {t['wall_seconds']:.1f} s, of which in the methods {t['method_seconds']:.1f} s "
               f"({100 * t['outside_methods_share']:.1f}% outside: data, metrics, writing, report)")
     for path in summary.report.values():
@@ -79,19 +88,20 @@ def cmd_run(args) -> int:
         print(f"{len(summary.unavailable)} cell(s) of {len(by_method)} unavailable method(s) were not run:",
               file=sys.stderr)
         for method, note in by_method.items():
-            print(f"  {method}: {note}", file=sys.stderr)
+            asked = " (named in --methods: the run fails)" if method in summary.explicit_unavailable else ""
+            print(f"  {method}{asked}: {note}", file=sys.stderr)
     if summary.failures:
         print(f"{len(summary.failures)} cell(s) failed:", file=sys.stderr)
         for f in summary.failures:
-            print(f"  {f['method']} {f['image']} x{f['scale']}: {f['note']}", file=sys.stderr)
-        return 1
-    return 0
+            what = "" if f["metric"] == "cell" else f" (metric {f['metric']})"
+            print(f"  {f['method']} {f['image']} x{f['scale']}{what}: {f['note']}", file=sys.stderr)
+    return 0 if summary.ok else 1
 
 
 def cmd_list(_args) -> int:
     from baselines.methods import METHODS
     from bench.datasets import available, load_dataset
-    from bench.runner import DEFAULT_METHODS
+    from bench.options import DEFAULT_METHODS
 
     print("datasets:")
     for name in available():
@@ -116,8 +126,8 @@ def cmd_report(args) -> int:
 
 def cmd_weights(args) -> int:
     from baselines.methods import create_method
-    from bench.runner import DEFAULT_METHODS
     from baselines.api import MethodUnavailable
+    from bench.options import DEFAULT_METHODS
 
     status = 0
     for name in args.methods or DEFAULT_METHODS["paper"]:
@@ -139,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished cells are saved; run the same command again to resume", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path that cannot be read or written: one line naming it
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except (ValueError, RuntimeError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
         return 2

@@ -44,6 +44,13 @@ class DatasetImage:
     sha256: str | None = None  # of the file as published (for direct downloads)
     url: str | None = None
     processing: str = "none"
+    content_sha: str | None = None  # folder datasets: sha256 of the file as found
+
+    @property
+    def content_id(self) -> str:
+        """What the image is, for a cell's identity: its declared pixel checksum (a declared image that differs is
+        an error when loaded), or for a folder the file's checksum; 16 hex digits."""
+        return (self.pixels_sha256 or self.sha256 or self.content_sha or "undeclared")[:16]
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class Dataset:
     source: str = ""
     folder: Path | None = None  # set for folder datasets
     extra: dict = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()  # folder datasets: files left out (hidden, not an image), said once in the log
 
     @property
     def categories(self) -> list[str]:
@@ -158,6 +166,8 @@ def available() -> list[str]:
 
 
 def load_dataset(name_or_path: str) -> Dataset:
+    if not str(name_or_path).strip():
+        raise DatasetError("no dataset given (DATASET is empty); name one (`python -m bench list`) or give a folder")
     candidate = Path(name_or_path).expanduser()
     if name_or_path not in available() and candidate.is_dir():
         return folder_dataset(candidate)
@@ -176,22 +186,37 @@ def load_dataset(name_or_path: str) -> Dataset:
     )
 
 
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)  # ._img.png, .ipynb_checkpoints/, .DS_Store
+
+
 def folder_dataset(folder: Path) -> Dataset:
-    """A user's folder: images directly inside get the folder's name as category; subfolders are categories."""
+    """A user's folder: images directly inside get the folder's name as category; subfolders are categories.
+    Hidden files and folders are skipped, and so are files that are not images (both listed in `skipped`)."""
     folder = folder.resolve()
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files, skipped = [], []
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(folder)
+        if _hidden(rel) or p.suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append(str(rel))
+        else:
+            files.append(p)
     if not files:
-        raise DatasetError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise DatasetError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}"
+                           + (f"; skipped {len(skipped)} other or hidden file(s)" if skipped else "") + ")")
     images = []
     for p in files:
         rel = p.relative_to(folder)
         category = rel.parts[0] if len(rel.parts) > 1 else folder.name
-        images.append(DatasetImage(name=p.stem, category=category, file=str(rel)))
+        images.append(DatasetImage(name=p.stem, category=category, file=str(rel), content_sha=sha256_file(p)))
     images_t = tuple(images)
     _check_unique(images_t, str(folder))
-    digest = hashlib.sha256("\n".join(f"{im.file}:{sha256_file(folder / im.file)}" for im in images_t).encode())
+    digest = hashlib.sha256("\n".join(f"{im.file}:{im.content_sha}" for im in images_t).encode())
     return Dataset(name=folder.name, version=f"folder-{digest.hexdigest()[:12]}", description=f"images under {folder}",
-                   images=images_t, default_scales=(2, 4), source=str(folder), folder=folder)
+                   images=images_t, default_scales=(2, 4), source=str(folder), folder=folder,
+                   skipped=tuple(skipped))
 
 
 def _check_unique(images: tuple[DatasetImage, ...], where: str) -> None:

@@ -42,12 +42,16 @@ def _rss_kib(field: str) -> int | None:
 
 
 class PeakMemory:
-    """Peak device memory of a block: the CUDA allocator's peak, or on the CPU the growth of the process's peak RSS
-    over its RSS at the start (Linux: the peak is reset through /proc/self/clear_refs)."""
+    """Peak memory of a block. CUDA: the allocator's peak. CPU (Linux): the process's peak resident set over the
+    block, after resetting the kernel's high-water mark (/proc/self/clear_refs); `baseline_mb` is the resident set
+    at the start, which the peak includes (memory freed earlier but still held by the process is reused without
+    growing it, so a difference would read 0 for most cells). Where the mark cannot be reset, no figure (None)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.mb: float | None = None
+        self.baseline_mb: float | None = None
+        self._reset = False
 
     def __enter__(self) -> "PeakMemory":
         if self.device.type == "cuda":
@@ -55,19 +59,20 @@ class PeakMemory:
         else:
             try:
                 with open("/proc/self/clear_refs", "w") as fh:
-                    fh.write("5")
+                    fh.write("5")  # resets VmHWM to the current RSS
+                self._reset = True
             except OSError:
-                pass
-            self._start = _rss_kib("VmRSS")
+                self._reset = False
+            start = _rss_kib("VmRSS")
+            self.baseline_mb = None if start is None else start / 1024
         return self
 
     def __exit__(self, *exc) -> None:
         if self.device.type == "cuda":
             self.mb = torch.cuda.max_memory_allocated(self.device) / 2**20
-        else:
+        elif self._reset:
             peak = _rss_kib("VmHWM")
-            if peak is not None and self._start is not None:
-                self.mb = max(0, peak - self._start) / 1024
+            self.mb = None if peak is None else peak / 1024
 
 
 @contextmanager
@@ -85,7 +90,9 @@ def timed(device: torch.device, out: dict, key: str) -> Iterator[None]:
 def configure_threads(threads: int | None = None) -> int:
     """Threads for this process: an explicit count (workers share the cores), else ZSSR_BENCH_THREADS, else
     torch's default (all cores). Returns the count in force."""
-    value = threads or os.environ.get("ZSSR_BENCH_THREADS")
+    from baselines import settings
+
+    value = threads or settings.threads()
     if value:
         torch.set_num_threads(max(1, int(value)))
     return torch.get_num_threads()

@@ -1,14 +1,15 @@
-"""Executors: how the cells of a plan are spread over devices and processes.
+"""Executors: how the work items of a plan are spread over devices and processes.
 
 - `local`: this process, one device (the default).
-- `local-gpus`: one worker process per visible GPU (or WORKERS CPU workers sharing the cores), cells handed out
+- `local-gpus`: one worker process per visible GPU (or WORKERS CPU workers sharing the cores), items handed out
   as workers free up.
 - `ray`: Ray actors, one per GPU (or per CPU slot on CPU-only clusters); `RAY_ADDRESS` when set, else a local
   Ray instance. Ray is optional (`pip install .[ray]`) and imported only here.
 
-Workers only compute; they send each finished cell's rows back, and the driver alone appends them to the results
-file, so resuming and the exactly-once guarantee hold for every executor. A worker that dies has its cell
-retried (MAX_ATTEMPTS in all), then recorded as failed.
+Workers only compute: each builds its own session from the options (bench.session.build_session, as the driver
+did) and sends every finished item's block of rows back; the driver alone appends them to the results file, so
+resuming and the exactly-once guarantee hold for every executor. A worker that dies has its item retried
+(MAX_ATTEMPTS in all), then recorded as failed.
 """
 from __future__ import annotations
 
@@ -17,9 +18,14 @@ import multiprocessing as mp
 import os
 import queue
 import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
-from bench.runner import CellRunner, PlannedCell, error_rows, execute
+from bench.cellwork import CellRunner, end_row
+from bench.plan import WorkItem
+from bench.results import ResultsWriter
 
 log = logging.getLogger("bench")
 MAX_ATTEMPTS = 3
@@ -31,63 +37,58 @@ def _progress_bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="cell", disable=not sys.stderr.isatty(), dynamic_ncols=True)
 
 
-def run_local(options, todo, dataset, methods, profile, device, out, writer) -> list[dict]:
-    runner = CellRunner(options, dataset, methods, profile, device, out)
-    with _progress_bar(len(todo), dataset.name) as bar:
-        def progress(planned):
-            bar.set_postfix_str(planned.cell.slug, refresh=False)
-            bar.update(1)
+def _died(item: WorkItem, session, detail: str) -> list[dict]:
+    return [end_row(item.cell, session, "error", 0, note=f"RuntimeError: worker died {MAX_ATTEMPTS} times running "
+                    f"this cell ({detail})")]
 
-        return execute(todo, runner, writer, options, profile, progress)
+
+def run_local(session, todo: list[WorkItem], writer: ResultsWriter, out: Path,
+              clock: Callable[[], float] | None = None) -> int:
+    """Items in order, each block appended when it finishes. Returns how many items ran (the time budget may stop
+    it early: no item starts after the budget)."""
+    clock = clock or time.monotonic
+    runner = CellRunner(session, out)
+    budget = session.options.time_budget
+    deadline = clock() + budget if budget else None
+    n = 0
+    with _progress_bar(len(todo), session.dataset.name) as bar:
+        for item in todo:
+            if deadline is not None and clock() >= deadline:
+                log.info("time budget of %.0f s reached: the remaining cells are left for a resumed run", budget)
+                break
+            writer.append(runner.run(item))
+            n += 1
+            bar.set_postfix_str(item.cell.slug, refresh=False)
+            bar.update(1)
+    return n
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What a worker needs to build its own runner (methods and dataset are rebuilt, not pickled)."""
+    """What a worker needs to build its own session (methods and dataset are rebuilt, not pickled)."""
 
     options: object
-    profile: str
     device: str
     threads: int | None
     out: str
-    method_names: tuple[str, ...]
+    session_id: str
 
 
 def _build_runner(spec: WorkerSpec) -> CellRunner:
-    from pathlib import Path
+    from bench.session import build_session
 
-    from bench.datasets import load_dataset
-    from bench.device import configure_threads, select_device
-    from bench.runner import _create
-
-    from baselines.methods import load_plugins
-
-    load_plugins()
-    configure_threads(spec.threads)
-    dataset = load_dataset(spec.options.dataset)
-    device = select_device(spec.device)
-    methods = {n: _create(n, spec.profile, spec.options.precision, device) for n in spec.method_names}
-    return CellRunner(spec.options, dataset, methods, spec.profile, device, Path(spec.out))
-
-
-def _run_one(runner: CellRunner, seen: set, planned: PlannedCell, spec: WorkerSpec) -> list[dict]:
-    first = planned.cell.method not in seen
-    seen.add(planned.cell.method)
-    try:
-        return runner.run(planned, first_of_method=first)
-    except Exception as exc:  # same isolation as the local executor
-        log.error("cell %s failed: %s", planned.cell.slug, exc)
-        return error_rows(planned, spec.options, spec.profile, exc)
+    session = build_session(spec.options, device=spec.device, threads=spec.threads, session_id=spec.session_id)
+    return CellRunner(session, Path(spec.out))
 
 
 def _worker_main(spec: WorkerSpec, inbox, outbox, worker_id: int) -> None:
-    runner, seen = _build_runner(spec), set()
-    outbox.put(("ready", worker_id, None, None))
+    runner = _build_runner(spec)
+    outbox.put(("ready", worker_id, None))
     while True:
-        planned = inbox.get()
-        if planned is None:
+        item = inbox.get()
+        if item is None:
             return
-        outbox.put(("done", worker_id, planned.cell.key, _run_one(runner, seen, planned, spec)))
+        outbox.put(("done", worker_id, runner.run(item)))
 
 
 def _worker_devices(device, workers: int | None) -> list[tuple[str, int | None]]:
@@ -103,21 +104,20 @@ def _worker_devices(device, workers: int | None) -> list[tuple[str, int | None]]
     return [("cpu", threads)] * n
 
 
-def run_local_gpus(options, todo, dataset, methods, profile, device, out, writer) -> list[dict]:
+def run_local_gpus(session, todo: list[WorkItem], writer: ResultsWriter, out: Path) -> int:
     ctx = mp.get_context("spawn")
     outbox = ctx.Queue()
-    slots = _worker_devices(device, options.workers)
+    slots = _worker_devices(session.device, session.options.workers)
     pending = list(todo)
     attempts: dict[tuple, int] = {}
-    in_flight: dict[int, PlannedCell] = {}
-    failures: list[dict] = []
+    in_flight: dict[int, WorkItem] = {}
     workers: dict[int, tuple] = {}
     next_id = 0
 
     def start(slot):
         nonlocal next_id
         wid, next_id = next_id, next_id + 1
-        spec = WorkerSpec(options, profile, slot[0], slot[1], str(out), tuple(methods))
+        spec = WorkerSpec(session.options, slot[0], slot[1], str(out), session.id)
         inbox = ctx.Queue()
         proc = ctx.Process(target=_worker_main, args=(spec, inbox, outbox, wid), daemon=True)
         proc.start()
@@ -125,18 +125,18 @@ def run_local_gpus(options, todo, dataset, methods, profile, device, out, writer
 
     def hand_out(wid):
         if pending:
-            planned = pending.pop(0)
-            attempts[planned.cell.key] = attempts.get(planned.cell.key, 0) + 1
-            in_flight[wid] = planned
-            workers[wid][1].put(planned)
+            item = pending.pop(0)
+            attempts[item.cell.key] = attempts.get(item.cell.key, 0) + 1
+            in_flight[wid] = item
+            workers[wid][1].put(item)
 
     for slot in slots:
         start(slot)
     remaining, idle_deaths = len(todo), 0
-    with _progress_bar(len(todo), f"{dataset.name} ({len(slots)} workers)") as bar:
+    with _progress_bar(len(todo), f"{session.dataset.name} ({len(slots)} workers)") as bar:
         while remaining:
             try:
-                kind, wid, key, rows = outbox.get(timeout=1.0)
+                kind, wid, rows = outbox.get(timeout=1.0)
             except queue.Empty:
                 kind = None
             if kind == "ready":
@@ -144,8 +144,6 @@ def run_local_gpus(options, todo, dataset, methods, profile, device, out, writer
             elif kind == "done":
                 in_flight.pop(wid, None)
                 writer.append(rows)
-                if rows and rows[0]["metric"] == "error":
-                    failures.append(rows[0])
                 remaining -= 1
                 bar.update(1)
                 hand_out(wid)
@@ -159,17 +157,13 @@ def run_local_gpus(options, todo, dataset, methods, profile, device, out, writer
                     if idle_deaths > 2 * len(slots):
                         raise RuntimeError(f"workers keep exiting before taking a cell (exit code {proc.exitcode}); "
                                            "see bench.log, or use EXECUTOR=local")
+                elif attempts[lost.cell.key] < MAX_ATTEMPTS:
+                    log.warning("worker %d died (exit %s) during %s; retrying", wid, proc.exitcode, lost.cell.slug)
+                    pending.insert(0, lost)
                 else:
-                    if attempts[lost.cell.key] < MAX_ATTEMPTS:
-                        log.warning("worker %d died (exit %s) during %s; retrying", wid, proc.exitcode, lost.cell.slug)
-                        pending.insert(0, lost)
-                    else:
-                        rows = error_rows(lost, options, profile, RuntimeError(
-                            f"worker died {MAX_ATTEMPTS} times running this cell (last exit code {proc.exitcode})"))
-                        writer.append(rows)
-                        failures.append(rows[0])
-                        remaining -= 1
-                        bar.update(1)
+                    writer.append(_died(lost, session, f"last exit code {proc.exitcode}"))
+                    remaining -= 1
+                    bar.update(1)
                 if pending:
                     start(slot)
             if not workers and remaining:
@@ -178,17 +172,18 @@ def run_local_gpus(options, todo, dataset, methods, profile, device, out, writer
         inbox.put(None)
     for proc, _, _ in workers.values():
         proc.join(timeout=30)
-    return failures
+    return len(todo)
 
 
-def run_ray(options, todo, dataset, methods, profile, device, out, writer) -> list[dict]:
+def run_ray(session, todo: list[WorkItem], writer: ResultsWriter, out: Path) -> int:
     try:
         import ray
     except ImportError as exc:
         raise RuntimeError("EXECUTOR=ray needs Ray: pip install '.[ray]'") from exc
 
+    options = session.options
     if not ray.is_initialized():
-        address = os.environ.get("RAY_ADDRESS")
+        address = os.environ.get("RAY_ADDRESS")  # Ray's own variable, read by Ray's users everywhere
         if address:
             ray.init(address=address)
         else:
@@ -200,60 +195,55 @@ def run_ray(options, todo, dataset, methods, profile, device, out, writer) -> li
     else:
         n = options.workers or int(resources.get("CPU", 1))
         cpus_per = max(1, int(resources.get("CPU", 1)) // n)
-        n, actor_opts, device_str, threads = n, {"num_cpus": cpus_per}, "cpu", cpus_per
+        actor_opts, device_str, threads = {"num_cpus": cpus_per}, "cpu", cpus_per
 
     @ray.remote(max_restarts=0)
     class CellWorker:
         def __init__(self, spec):
-            self.spec, self.runner, self.seen = spec, _build_runner(spec), set()
+            self.runner = _build_runner(spec)
 
-        def run(self, planned):
-            return _run_one(self.runner, self.seen, planned, self.spec)
+        def run(self, item):
+            return self.runner.run(item)
 
-    spec = WorkerSpec(options, profile, device_str, threads, str(out), tuple(methods))
+    spec = WorkerSpec(options, device_str, threads, str(out), session.id)
     pending = list(todo)
     attempts: dict[tuple, int] = {}
-    failures: list[dict] = []
     actors = [CellWorker.options(**actor_opts).remote(spec) for _ in range(n)]
     running: dict = {}
 
     def submit(actor):
         if pending:
-            planned = pending.pop(0)
-            attempts[planned.cell.key] = attempts.get(planned.cell.key, 0) + 1
-            running[actor.run.remote(planned)] = (actor, planned)
+            item = pending.pop(0)
+            attempts[item.cell.key] = attempts.get(item.cell.key, 0) + 1
+            running[actor.run.remote(item)] = (actor, item)
 
     for actor in actors:
         submit(actor)
-    with _progress_bar(len(todo), f"{dataset.name} (ray, {n} actors)") as bar:
+    with _progress_bar(len(todo), f"{session.dataset.name} (ray, {n} actors)") as bar:
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
-            actor, planned = running.pop(ready[0])
+            actor, item = running.pop(ready[0])
             try:
                 rows = ray.get(ready[0])
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
-                if attempts[planned.cell.key] < MAX_ATTEMPTS:
-                    log.warning("ray actor died during %s; retrying", planned.cell.slug)
-                    pending.insert(0, planned)
-                    actor = CellWorker.options(**actor_opts).remote(spec)
+                actor = CellWorker.options(**actor_opts).remote(spec)
+                if attempts[item.cell.key] < MAX_ATTEMPTS:
+                    log.warning("ray actor died during %s; retrying", item.cell.slug)
+                    pending.insert(0, item)
                     submit(actor)
                     continue
-                rows = error_rows(planned, options, profile, RuntimeError(f"worker died {MAX_ATTEMPTS} times: {exc}"))
-                actor = CellWorker.options(**actor_opts).remote(spec)
+                rows = _died(item, session, str(exc))
             writer.append(rows)
-            if rows and rows[0]["metric"] == "error":
-                failures.append(rows[0])
             bar.update(1)
             submit(actor)
-    return failures
+    return len(todo)
 
 
 EXECUTORS = {"local": run_local, "local-gpus": run_local_gpus, "ray": run_ray}
 
 
-def run_cells(options, todo, dataset, methods, profile, device, out, writer) -> list[dict]:
-    if options.executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {options.executor!r}; available: {', '.join(EXECUTORS)}")
+def run_items(session, todo: list[WorkItem], writer: ResultsWriter, out: Path) -> int:
+    """Run the items with the session's executor; returns how many were run (or recorded as failed)."""
     if not todo:
-        return []
-    return EXECUTORS[options.executor](options, todo, dataset, methods, profile, device, out, writer)
+        return 0
+    return EXECUTORS[session.options.executor](session, todo, writer, out)

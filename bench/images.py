@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -41,7 +41,8 @@ def _load_16bit(path: Path) -> np.ndarray:
 def load_image(path: str | Path) -> np.ndarray:
     """Load an image as uint8: RGB (H, W, 3) or grayscale (H, W).
 
-    Accepts RGB, L, RGBA/LA (alpha dropped with a warning), palette, 1-bit, CMYK and 16-bit images.
+    Accepts RGB, L, RGBA/LA (alpha dropped with a warning), palette, 1-bit, CMYK and 16-bit images, and GIFs
+    (the first frame).
     """
     path = Path(path)
     if not path.is_file():
@@ -52,6 +53,9 @@ def load_image(path: str | Path) -> np.ndarray:
         if _png_bit_depth(path) == 16:
             return _load_16bit(path)
         with Image.open(path) as im:
+            if getattr(im, "n_frames", 1) > 1:  # an animated GIF (or multi-page TIFF): its first frame
+                warnings.warn(f"{path}: {im.n_frames} frames; the first one is used", stacklevel=2)
+                im.seek(0)
             im.load()
             return _to_uint8_array(im, path)
     except UnidentifiedImageError as exc:

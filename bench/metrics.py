@@ -1,9 +1,12 @@
-"""Image-quality metrics under the published protocol. One name, one definition (see results.METRIC_SPECS).
+"""Image-quality metrics under the published protocol, and the one table that describes every column of results.
 
 Inputs are uint8 arrays (H x W x 3 RGB or H x W grayscale) of the same shape; `border` pixels are cropped.
+`METRIC_TABLE` is read by the runner (what to compute), results (run.json), and the report (direction, unit,
+decimals), so a metric is added in one place.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -11,10 +14,11 @@ import numpy as np
 from bench.degrade import rgb_to_y
 
 _LPIPS_CACHE: dict[str, object] = {}
+LPIPS_MIN_SIDE = 31  # AlexNet's strides and pools leave nothing of a smaller input (measured: 30 fails, 31 runs)
 
 
 class MetricNotApplicable(ValueError):
-    """The metric is undefined for this input (e.g. NIQE on a small image); recorded as NaN, the cell goes on."""
+    """The metric is undefined for this input (e.g. NIQE on a small image); recorded as NaN with the reason."""
 
 
 def _crop(img: np.ndarray, border: int) -> np.ndarray:
@@ -57,15 +61,43 @@ def _as_rgb(img: np.ndarray) -> np.ndarray:
     return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
 
 
+def lpips_alex_model(device="cpu"):
+    """LPIPS v0.1 'alex' with its ImageNet backbone from the weight store (no torchvision download); eval mode.
+
+    Inputs are RGB in [-1, 1], as in the original code."""
+    import warnings
+
+    import lpips
+
+    from baselines.weights import load_state_dict
+
+    with warnings.catch_warnings():  # lpips still passes torchvision's deprecated `pretrained=` argument
+        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+        model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    features = load_state_dict("lpips-alexnet-backbone")
+    mapped = {}
+    for key in model.net.state_dict():  # lpips slices torchvision's `features` and keeps the indices: slice2.3.weight
+        _, idx_param = key.split(".", 1)
+        mapped[key] = features[f"features.{idx_param}"]
+    if len(mapped) != len(features):
+        raise RuntimeError(f"LPIPS alexnet expects {len(mapped)} backbone tensors, the store has {len(features)}")
+    model.net.load_state_dict(mapped, strict=True)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval().to(device)
+
+
 def lpips_alex(sr: np.ndarray, hr: np.ndarray, border: int, device: str = "cpu") -> float:
     """LPIPS v0.1 with the ImageNet AlexNet backbone (never a random one), inputs mapped to [-1, 1]."""
     import torch
 
     _check(sr, hr)
+    h, w = sr.shape[0] - 2 * border, sr.shape[1] - 2 * border
+    if min(h, w) < LPIPS_MIN_SIDE:
+        raise MetricNotApplicable(f"lpips-alex needs at least {LPIPS_MIN_SIDE} x {LPIPS_MIN_SIDE} pixels after the "
+                                  f"border crop; this image is {w} x {h}")
     key = str(device)
     if key not in _LPIPS_CACHE:
-        from baselines.weights import lpips_alex_model
-
         _LPIPS_CACHE[key] = lpips_alex_model(torch.device(device))
     model = _LPIPS_CACHE[key]
 
@@ -83,31 +115,94 @@ def niqe(sr: np.ndarray, hr: np.ndarray | None, border: int) -> float:
 
     h, w = sr.shape[0] - 2 * border, sr.shape[1] - 2 * border
     if (h // 96) * (w // 96) < 2:
-        raise MetricNotApplicable(f"niqe needs at least two 96x96 blocks after the border crop; this image is {w}x{h} "
-                         "(leave niqe out for small images)")
+        raise MetricNotApplicable(f"niqe needs at least two 96x96 blocks after the border crop; this image is {w}x{h}")
     img = sr if sr.ndim == 2 else sr[..., ::-1]  # basicsr converts BGR to Y
     return float(calculate_niqe(img, border, input_order="HW" if sr.ndim == 2 else "HWC", convert_to="y"))
 
 
-METRICS: dict[str, Callable[..., float]] = {
-    "psnr-y": psnr_y,
-    "ssim-y": ssim_y,
-    "psnr-rgb": psnr_rgb,
-    "lpips-alex": lpips_alex,
-    "niqe": niqe,
-}
+@dataclass(frozen=True)
+class MetricSpec:
+    """One column of results: how it is computed (quality metrics) or measured (costs), and how it reads."""
+
+    name: str
+    higher_is_better: bool
+    unit: str
+    fmt: str  # format spec of a mean in tables, e.g. ".2f"
+    description: str
+    kind: str = "quality"  # "quality" (computed from SR and HR) | "cost" (measured around the method)
+    fn: Callable[..., float] | None = None
+    needs_reference: bool = True
+    wants_device: bool = False
+
+    def to_json(self) -> dict:
+        return {"higher_is_better": self.higher_is_better, "unit": self.unit, "fmt": self.fmt,
+                "description": self.description, "kind": self.kind}
+
+
+_SPECS = (
+    MetricSpec("psnr-y", True, "dB", ".2f", "PSNR on MATLAB Y (rgb2ycbcr, rounded to uint8), `scale`-pixel border "
+               "crop, uint8 SR; grayscale images on their single channel", fn=psnr_y),
+    MetricSpec("ssim-y", True, "", ".4f", "SSIM (Wang et al. ssim.m: 11x11 Gaussian, sigma 1.5) on the same Y and "
+               "crop as psnr-y", fn=ssim_y),
+    MetricSpec("psnr-rgb", True, "dB", ".2f", "PSNR over R, G, B (uint8), `scale`-pixel border crop", fn=psnr_rgb),
+    MetricSpec("lpips-alex", False, "", ".4f", "LPIPS v0.1, AlexNet (ImageNet) backbone, inputs in [-1, 1], on RGB, "
+               f"`scale`-pixel border crop (n/a below {LPIPS_MIN_SIDE} px per side)", fn=lpips_alex,
+               wants_device=True),
+    MetricSpec("niqe", False, "", ".3f", "NIQE (no reference; basicsr, MATLAB-compatible), on Y, `scale`-pixel border "
+               "crop", fn=niqe, needs_reference=False),
+    MetricSpec("seconds-load", False, "s", ".3g", "method set-up (weights to device), once per method and session, "
+               "on its first cell", kind="cost"),
+    MetricSpec("seconds-train", False, "s", ".3g", "test-time training (ZSSR), device-synchronised", kind="cost"),
+    MetricSpec("seconds-infer", False, "s", ".3g", "inference (total minus training), device-synchronised",
+               kind="cost"),
+    MetricSpec("seconds-total", False, "s", ".3g", "wall time of the method's upscale call, device-synchronised",
+               kind="cost"),
+    MetricSpec("peak-memory-mb", False, "MiB", ".0f", "peak memory during the method's call: the CUDA allocator's "
+               "peak on a GPU; on the CPU the process's peak resident set (RSS) over the call, which includes the "
+               "process's RSS at the call's start (memory-baseline-mb)", kind="cost"),
+    MetricSpec("memory-baseline-mb", False, "MiB", ".0f", "the process's resident set at the start of the call (CPU)",
+               kind="cost"),
+    MetricSpec("iterations", False, "", ".0f", "ZSSR training iterations", kind="cost"),
+)
+METRIC_TABLE: dict[str, MetricSpec] = {s.name: s for s in _SPECS}
+QUALITY_METRICS = tuple(s.name for s in _SPECS if s.kind == "quality")
+COST_METRICS = tuple(s.name for s in _SPECS if s.kind == "cost")
 DEFAULT_METRICS = ("psnr-y", "ssim-y", "psnr-rgb", "lpips-alex")
 
 
-def compute(names: list[str] | tuple[str, ...], sr: np.ndarray, hr: np.ndarray, border: int,
-            device: str = "cpu") -> dict[str, float]:
-    out = {}
-    for name in names:
-        if name not in METRICS:
-            raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
-        fn = METRICS[name]
+def check_metric_names(names) -> tuple[str, ...]:
+    """The requested quality metrics, validated before any cell runs (duplicates dropped, order kept)."""
+    import difflib
+
+    out = tuple(dict.fromkeys(names))
+    for name in out:
+        if name not in QUALITY_METRICS:
+            close = difflib.get_close_matches(name, QUALITY_METRICS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(f"unknown metric {name!r}{hint}; known: {', '.join(QUALITY_METRICS)}")
+    if not out:
+        raise ValueError("no metric requested; known: " + ", ".join(QUALITY_METRICS))
+    return out
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    value: float
+    status: str = "ok"  # "ok" | "n/a" (undefined for this input) | "error" (the metric itself failed)
+    note: str = ""
+
+
+def compute(names, sr: np.ndarray, hr: np.ndarray, border: int, device: str = "cpu") -> dict[str, MetricValue]:
+    """Each metric on its own: one that is undefined for this input is NaN with the reason; one that raises is
+    recorded as an error with its message, and the others are kept."""
+    out: dict[str, MetricValue] = {}
+    for name in check_metric_names(names):
+        spec = METRIC_TABLE[name]
         try:
-            out[name] = fn(sr, hr, border, device=device) if name == "lpips-alex" else fn(sr, hr, border)
-        except MetricNotApplicable:
-            out[name] = float("nan")
+            value = spec.fn(sr, hr, border, device=device) if spec.wants_device else spec.fn(sr, hr, border)
+            out[name] = MetricValue(float(value))
+        except MetricNotApplicable as exc:
+            out[name] = MetricValue(float("nan"), "n/a", str(exc))
+        except Exception as exc:  # noqa: BLE001 - one metric's failure must not lose the others
+            out[name] = MetricValue(float("nan"), "error", f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500])
     return out

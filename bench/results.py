@@ -1,41 +1,42 @@
-"""The tidy results table: one row per (cell, metric), appended as each cell finishes.
+"""The results store of a run folder: one tidy table (results.csv, a row per cell and metric), one writer at a time.
 
-A cell is (dataset, image, scale, method, config_id). Its rows are written in one append of whole lines and
-flushed, so a killed run leaves at most one partial trailing line, which `read_results` drops.
-A failed cell is one row with metric "error", an empty value and the message in `note`.
+A cell is (dataset, image and its content checksum, degradation, scale, method, config_id); config_id covers the
+method's resolved configuration, profile, protocol, precision and seed (bench.session.config_id). A cell's rows
+are written as one block in one append: its metric rows, then an end row (metric "cell") whose status is ok,
+error or unavailable. Only blocks with their end row count; a killed run leaves at most a cut block at the end,
+which readers ignore and the next writer removes. Metrics are per row: adding a metric to a finished cell appends
+a block with just that metric (computed from the saved SR output) and its own end row.
+
+Every column is read as text (then `scale` as an integer and `value` as a float), so a dataset called "2024" or
+an image called "007" keeps its name. A line that does not parse stops the reader with the file and line number.
 """
 from __future__ import annotations
 
 import csv
 import io
+import math
 import os
-from dataclasses import dataclass
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import pandas as pd
 
 COLUMNS = [
-    "dataset", "category", "image", "scale", "method", "config_id", "protocol", "profile",
-    "metric", "value", "native_scale", "device", "note",
+    "dataset", "category", "image", "image_sha", "degradation", "scale", "method", "config_id", "protocol", "profile",
+    "metric", "value", "status", "native_scale", "device", "session", "output", "note",
 ]
-CELL_KEY = ["dataset", "image", "scale", "method", "config_id"]
-ERROR_METRIC = "error"
+CELL_KEY = ["dataset", "image", "image_sha", "degradation", "scale", "method", "config_id"]
+END_METRIC = "cell"  # the end row of a block: its status is the cell's, its value the number of metric rows
+CELL_STATUSES = ("ok", "error", "unavailable")
+METRIC_STATUSES = ("ok", "n/a", "error")  # n/a: undefined for this input (NaN with the reason in `note`)
+UNAVAILABLE_PREFIX = "MethodUnavailable:"
 
-# Metric descriptions copied into run.json, so that reports need nothing but the run folder.
-METRIC_SPECS: dict[str, dict] = {
-    "psnr-y": {"higher_is_better": True, "unit": "dB", "description": "PSNR on MATLAB Y (rgb2ycbcr, rounded to uint8), `scale`-pixel border crop, uint8 SR; grayscale images on their single channel"},
-    "ssim-y": {"higher_is_better": True, "unit": "", "description": "SSIM (Wang et al. ssim.m: 11x11 Gaussian, sigma 1.5) on the same Y and crop as psnr-y"},
-    "psnr-rgb": {"higher_is_better": True, "unit": "dB", "description": "PSNR over R, G, B (uint8), `scale`-pixel border crop"},
-    "lpips-alex": {"higher_is_better": False, "unit": "", "description": "LPIPS v0.1, AlexNet (ImageNet) backbone, inputs in [-1, 1], on RGB, `scale`-pixel border crop"},
-    "niqe": {"higher_is_better": False, "unit": "", "description": "NIQE (no reference; basicsr, MATLAB-compatible), on Y, `scale`-pixel border crop"},
-    "seconds-load": {"higher_is_better": False, "unit": "s", "description": "method set-up (weights to device), once per method and run, repeated on its first cell"},
-    "seconds-train": {"higher_is_better": False, "unit": "s", "description": "test-time training (ZSSR), device-synchronised"},
-    "seconds-infer": {"higher_is_better": False, "unit": "s", "description": "inference (total minus training), device-synchronised"},
-    "seconds-total": {"higher_is_better": False, "unit": "s", "description": "wall time of the method's upscale call, device-synchronised"},
-    "peak-memory-mb": {"higher_is_better": False, "unit": "MiB", "description": "peak device memory during the cell (CUDA allocator; process RSS growth on the CPU)"},
-    "iterations": {"higher_is_better": False, "unit": "", "description": "ZSSR training iterations"},
-}
+
+class ResultsError(ValueError):
+    """results.csv cannot be read as this version writes it; the message names the file and line."""
 
 
 @dataclass(frozen=True)
@@ -43,27 +44,220 @@ class Cell:
     dataset: str
     category: str
     image: str
+    image_sha: str
+    degradation: str
     scale: int
     method: str
     config_id: str
 
     @property
     def key(self) -> tuple:
-        return (self.dataset, self.image, int(self.scale), self.method, self.config_id)
+        return (self.dataset, self.image, self.image_sha, self.degradation, int(self.scale), self.method,
+                self.config_id)
 
     @property
     def slug(self) -> str:
-        return f"{self.method}__{self.image}__x{self.scale}"
+        extra = "" if self.degradation == "bicubic" else f"__{self.degradation}"
+        return f"{self.method}__{self.image}__x{self.scale}{extra}"
+
+    def row(self, **fields) -> dict:
+        return dict(dataset=self.dataset, category=self.category, image=self.image, image_sha=self.image_sha,
+                    degradation=self.degradation, scale=self.scale, method=self.method, config_id=self.config_id,
+                    **fields)
+
+
+# -- the run folder's side files (paths relative to it) ----------------------------------------------------------
+
+def cell_stem(cell: Cell) -> str:
+    """The file name (without suffix) of a cell's side files: unique per image content and scale."""
+    return f"{cell.image}-{cell.image_sha[:8]}_x{cell.scale}"
+
+
+def sr_path(cell: Cell) -> str:
+    """Where a cell's SR output goes, relative to the run folder: one folder per method configuration and
+    degradation, so that no two cells share a file."""
+    return f"sr/{cell.method}/{cell.config_id}/{cell.degradation}/{cell_stem(cell)}.png"
+
+
+def input_paths(cell: Cell) -> tuple[str, str]:
+    """(HR, LR) copies of a cell's inputs, relative to the run folder."""
+    stem = f"inputs/{cell.degradation}/{cell_stem(cell)}"
+    return f"{stem}_hr.png", f"{stem}_lr.png"
+
+
+def curve_path(sr_rel: str) -> str:
+    return "curves/" + sr_rel[len("sr/"):-len(".png")] + ".csv"
+
 
 
 def _line(row: dict) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow([row.get(c, "") for c in COLUMNS])
+    csv.writer(buf, lineterminator="\n").writerow([_text(row.get(c, "")) for c in COLUMNS])
     return buf.getvalue()
 
 
+def _text(value) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+# -- reading -------------------------------------------------------------------------------------------------------
+
+def _read_lines(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of every complete line; a last line without its newline (a cut write) is dropped."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+    text = data.decode("utf-8", errors="strict")
+    out = []
+    reader = csv.reader(io.StringIO(text))
+    for fields in reader:
+        out.append((reader.line_num, fields))
+    return out
+
+
+def _parse(path: Path) -> tuple[list[dict], list[int]]:
+    """All rows of complete blocks, and the line numbers of rows in cut blocks."""
+    try:
+        lines = _read_lines(path)
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: not a text file ({exc}); move it away or use --no-resume") from exc
+    except csv.Error as exc:
+        raise ResultsError(f"{path}: not a CSV file ({exc}); move it away or use --no-resume") from exc
+    if not lines:
+        return [], []
+    header = lines[0][1]
+    if header != COLUMNS:
+        old = "status" not in header
+        raise ResultsError(
+            f"{path}: line 1: unexpected columns {','.join(header)[:200]}"
+            + ("; it was written by an earlier version of the suite (no status column): render it with that "
+               "version, or move it away to start this folder again" if old else "; move it away or use --no-resume"))
+    rows: list[dict] = []
+    pending: list[dict] = []
+    cut: list[int] = []
+    for lineno, fields in lines[1:]:
+        if not fields:
+            continue
+        if len(fields) != len(COLUMNS):
+            raise ResultsError(f"{path}: line {lineno}: {len(fields)} fields, expected {len(COLUMNS)}; fix or "
+                               "delete that line (a cell whose rows are removed is computed again)")
+        row = dict(zip(COLUMNS, fields))
+        try:
+            row["scale"] = int(row["scale"])
+            row["value"] = float(row["value"]) if row["value"] != "" else math.nan
+        except ValueError as exc:
+            raise ResultsError(f"{path}: line {lineno}: {exc}; fix or delete that line") from exc
+        allowed = CELL_STATUSES if row["metric"] == END_METRIC else METRIC_STATUSES
+        if row["status"] not in allowed or not row["metric"]:
+            raise ResultsError(f"{path}: line {lineno}: status {row['status']!r} for metric {row['metric']!r}; fix "
+                               "or delete that line")
+        row["_line"] = lineno
+        if pending and _key(pending[-1]) != _key(row):
+            cut += [r["_line"] for r in pending]
+            pending = []
+        pending.append(row)
+        if row["metric"] == END_METRIC:
+            rows += pending
+            pending = []
+    cut += [r["_line"] for r in pending]
+    return rows, cut
+
+
+def _key(row: dict) -> tuple:
+    return tuple(row[c] for c in CELL_KEY)
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """Every row of the complete blocks (metric rows and end rows), text columns as text."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    rows, _ = _parse(path)
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    if len(df):
+        df["scale"] = df["scale"].astype(int)
+        df["value"] = df["value"].astype(float)
+    return df
+
+
+@dataclass
+class CellState:
+    """What the store holds for one cell: its latest status, the metrics it has, where its SR output is."""
+
+    status: str
+    metrics: set[str] = field(default_factory=set)
+    output: str = ""
+    note: str = ""
+
+
+def cell_states(df: pd.DataFrame) -> dict[tuple, CellState]:
+    """Per cell key, from complete blocks: the last end row's status, and the metrics computed (ok or n/a; an
+    errored metric counts as missing, so it is tried again)."""
+    states: dict[tuple, CellState] = {}
+    if not len(df):
+        return states
+    for row in df.to_dict("records"):
+        key = _key(row)
+        if row["metric"] == END_METRIC:
+            state = states.setdefault(key, CellState(status=row["status"]))
+            state.status, state.note = row["status"], row["note"]
+            if row["output"]:
+                state.output = row["output"]
+        elif row["status"] != "error":
+            states.setdefault(key, CellState(status="ok")).metrics.add(row["metric"])
+    return states
+
+
+def metric_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["metric"] != END_METRIC]
+
+
+def end_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["metric"] == END_METRIC]
+
+
+# -- writing ---------------------------------------------------------------------------------------------------
+
+class FolderBusy(RuntimeError):
+    pass
+
+
+@contextmanager
+def exclusive(folder: Path, wait: bool = True, on_wait=None) -> Iterator[None]:
+    """One writer per run folder: an fcntl lock on `<folder>/.lock`, released when the process ends however it
+    ends. A second run waits for the first (`on_wait` is told once), or with wait=False stops with FolderBusy."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lock_path = folder / ".lock"
+    with open(lock_path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            if not wait:
+                raise FolderBusy(f"{folder} is being written by another run ({holder}); wait for it to finish or "
+                                 "give this run another --out") from None
+            if on_wait:
+                on_wait(holder)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class ResultsWriter:
-    """Appends whole cells to results.csv; the only writer of that file in a run."""
+    """Appends whole cell blocks to results.csv; use it only while holding `exclusive(folder)`."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -71,47 +265,50 @@ class ResultsWriter:
         if not self.path.exists() or self.path.stat().st_size == 0:
             self.path.write_text(",".join(COLUMNS) + "\n")
         else:
-            self._drop_partial_tail()
-
-    def _drop_partial_tail(self) -> None:
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            self.path.write_bytes(data[: data.rfind(b"\n") + 1])
+            _, cut = _parse(self.path)  # also validates the whole file before anything is appended
+            data = self.path.read_bytes()
+            if cut or not data.endswith(b"\n"):
+                self._rewrite(lambda row: True)  # drop the cut block (and a cut last line)
 
     def append(self, rows: Iterable[dict]) -> None:
+        """One cell's block: its metric rows and its end row, in one write."""
+        rows = list(rows)
+        if not rows or rows[-1].get("metric") != END_METRIC:
+            raise ValueError("a block ends with its cell's end row")
         text = "".join(_line(r) for r in rows)
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
 
-    def drop_cells(self, keys: set[tuple]) -> None:
-        """Rewrite the file without the given cells (used to retry failed cells on resume), atomically."""
+    def drop_cells(self, keys: set[tuple]) -> int:
+        """Rewrite the file without the given cells (a failed cell is tried again; a cell to recompute whole),
+        atomically. Returns the number of rows removed."""
         if not keys:
-            return
-        df = read_results(self.path)
-        keep = [tuple(k) not in keys for k in df[CELL_KEY].itertuples(index=False, name=None)]
-        tmp = self.path.with_suffix(".csv.tmp")
-        df[keep].to_csv(tmp, index=False, columns=COLUMNS)
+            return 0
+        return self._rewrite(lambda row: _key(row) not in keys)
+
+    def move_out(self, keys: set[tuple], dest: Path) -> int:
+        """Move the given cells' rows to `dest` (appended, same columns): rows of an image whose content changed
+        are kept for the record but no longer count. Returns the number of rows moved."""
+        if not keys:
+            return 0
+        rows, _ = _parse(self.path)
+        moved = [r for r in rows if _key(r) in keys]
+        new = not dest.exists()
+        with open(dest, "a", encoding="utf-8") as fh:
+            fh.write((",".join(COLUMNS) + "\n") if new else "")
+            fh.write("".join(_line(r) for r in moved))
+        return self._rewrite(lambda row: _key(row) not in keys, rows)
+
+    def _rewrite(self, keep, rows: list[dict] | None = None) -> int:
+        rows = _parse(self.path)[0] if rows is None else rows
+        kept = [r for r in rows if keep(r)]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(",".join(COLUMNS) + "\n")
+            fh.write("".join(_line(r) for r in kept))
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, self.path)
-
-
-def read_results(path: Path) -> pd.DataFrame:
-    path = Path(path)
-    if not path.exists():
-        return pd.DataFrame(columns=COLUMNS)
-    df = pd.read_csv(path, dtype={"image": str, "category": str, "note": str, "config_id": str}, keep_default_na=False,
-                     na_values={"value": [""]})
-    if len(df):
-        df["scale"] = df["scale"].astype(int)
-        df["value"] = pd.to_numeric(df["value"], errors="coerce")
-    return df
-
-
-def finished_cells(df: pd.DataFrame) -> tuple[set[tuple], set[tuple]]:
-    """(successful cell keys, failed cell keys) present in a results table."""
-    if not len(df):
-        return set(), set()
-    keys = [tuple(k) for k in df[CELL_KEY].itertuples(index=False, name=None)]
-    failed = {k for k, m in zip(keys, df["metric"]) if m == ERROR_METRIC}
-    return set(keys) - failed, failed
+        return len(rows) - len(kept)

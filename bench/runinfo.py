@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.degrade import PROTOCOL_TEXT
 from bench.paths import REPO_ROOT
-from bench.results import METRIC_SPECS
+from bench.metrics import METRIC_TABLE
 
 PACKAGES = ["torch", "torchvision", "numpy", "basicsr-fixed", "basicsr", "lpips", "spandrel", "scikit-image",
             "opencv-python-headless", "pandas", "matplotlib", "pillow", "zssr-bench"]
@@ -43,34 +43,44 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def write_run_json(out: Path, options, dataset, methods: dict, profile: str, device, scales, finished: bool,
-                   timing: dict | None = None, config_ids: dict[str, str] | None = None) -> None:
+def write_run_json(out: Path, session, finished: bool, timing: dict | None = None) -> None:
     from bench.device import device_name
 
+    options, dataset, methods, ids = session.options, session.dataset, session.methods, session.config_ids
     path = out / "run.json"
-    previous = json.loads(path.read_text()) if path.exists() else {}
+    try:
+        previous = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        previous = {}
+    degradation = session.degradation
     info = {
         "git_revision": git_revision(),
         "packages": package_versions(),
-        "device": {"type": device.type, "name": device_name(device)},
+        "device": {"type": session.device.type, "name": device_name(session.device)},
         "dataset": {"name": dataset.name, "version": dataset.version, "n_images": len(dataset.images),
-                    "categories": dataset.categories, "source": dataset.source, "licence": dataset.licence},
-        "profile": profile,
+                    "categories": dataset.categories, "source": dataset.source, "licence": dataset.licence,
+                    "skipped_files": list(dataset.skipped)},
+        "degradation": {"id": degradation.id, "description": degradation.description, "source": degradation.source,
+                        "methods_told": "nothing: every method sees the LR image only (blind)"},
+        "profile": session.profile,
         "protocol": options.protocol,
         "protocol_text": PROTOCOL_TEXT[options.protocol]
-        + (f" Degradation: blur kernel {options.kernel} instead of bicubic." if options.kernel else ""),
+        + (f" Degradation: {degradation.description}." if degradation.id != "bicubic" else ""),
         "seed": options.seed,
-        "scales": list(scales),
-        "methods": {n: {"config": m.config(), "precision": m.precision, "config_id": (config_ids or {}).get(n),
+        "scales": list(session.scales),
+        "metrics_requested": list(session.metrics),
+        "methods": {n: {"config": m.config(), "precision": m.precision, "config_id": ids.get(n),
+                        "version": str(getattr(m, "version", "1")), "unavailable": m.unavailable,
+                        "weights_source": {f"x{k}": v for k, v in sorted(getattr(m, "sources", {}).items())},
                         "info": dataclasses.asdict(m.info), "class": type(m).__name__}
                     for n, m in methods.items()},
         # every configuration that has written rows into this folder, so that a report can tell apart the cells
         # of one method run at two precisions (or other settings) in the same folder
         "config_ids": {**previous.get("config_ids", {}),
-                       **{cid: {"method": n, "precision": methods[n].precision}
-                          for n, cid in (config_ids or {}).items()}},
-        "metrics": {k: v for k, v in METRIC_SPECS.items()},
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()},
+                       **{cid: {"method": n, "precision": methods[n].precision} for n, cid in ids.items()}},
+        "metrics": {k: v.to_json() for k, v in METRIC_TABLE.items()},
+        "options": options.as_dict(),
+        "session": session.id,
         "started": previous.get("started") if previous.get("started") and options.resume else _now(),
         "finished": _now() if finished else None,
         "command": " ".join(sys.argv),
@@ -78,7 +88,8 @@ def write_run_json(out: Path, options, dataset, methods: dict, profile: str, dev
     }
     history = previous.get("sessions", [])
     if finished:
-        history = history + [{"finished": info["finished"], "git_revision": info["git_revision"], **(timing or {})}]
+        history = history + [{"id": session.id, "finished": info["finished"], "git_revision": info["git_revision"],
+                              **(timing or {})}]
     info["sessions"] = history
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(info, indent=2, default=str))

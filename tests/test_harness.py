@@ -11,11 +11,12 @@ import pytest
 from PIL import Image
 
 import fake_methods
-from bench.results import CELL_KEY, read_results
+from bench.results import CELL_KEY, END_METRIC, read_results
 from bench.runner import RunOptions, run
 
 fake_methods.register()
 REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture()
@@ -29,8 +30,25 @@ def folder(tmp_path):
 
 
 def _opts(folder, out, methods, **kw):
-    return RunOptions(dataset=str(folder), methods=methods, scales=(2, 3), protocol="rgb", profile="quick",
-                      device="cpu", out=out, metrics=("psnr-y", "ssim-y"), **kw)
+    kw.setdefault("metrics", ("psnr-y", "ssim-y"))
+    kw.setdefault("scales", (2, 3))
+    return RunOptions(dataset=str(folder), methods=methods, protocol="rgb", profile="quick", device="cpu", out=out,
+                      **kw)
+
+
+def _ends(df):
+    return df[df.metric == END_METRIC]
+
+
+def _metric_rows(df):
+    return df[df.metric != END_METRIC]
+
+
+def _cli(args, code_prefix="", **kw):
+    code = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_methods.register();" % str(TESTS)
+            + code_prefix + "\nfrom bench.cli import main; sys.exit(main(sys.argv[1:]))")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=kw.pop("cwd", REPO),
+                          timeout=kw.pop("timeout", 300), **kw)
 
 
 def test_interrupt_and_resume_exactly_once(folder, tmp_path):
@@ -39,7 +57,7 @@ def test_interrupt_and_resume_exactly_once(folder, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run(_opts(folder, out, ("test-nearest", "test-interrupt")), render=False)
     first = read_results(out / "results.csv")
-    assert 0 < first.groupby(CELL_KEY).ngroups < 20
+    assert 0 < _ends(first).shape[0] < 20
     calls_before = list(fake_methods.CALLS)
     fake_methods.InterruptAfter.budget = 10**6
     try:
@@ -48,13 +66,12 @@ def test_interrupt_and_resume_exactly_once(folder, tmp_path):
         fake_methods.InterruptAfter.budget = 3
     assert summary.ok
     df = read_results(out / "results.csv")
-    cells = df.groupby(CELL_KEY).size()
-    assert len(cells) == 5 * 2 * 2  # images x scales x methods
+    assert len(_ends(df)) == df.groupby(CELL_KEY).ngroups == 5 * 2 * 2  # images x scales x methods
     assert (df.groupby(CELL_KEY + ["metric"]).size() == 1).all()  # no duplicated row
     # no finished cell was computed again: one call per cell in all (the interrupted call raised before counting)
     resumed_calls = fake_methods.CALLS[len(calls_before):]
     assert len(calls_before) + len(resumed_calls) == 20
-    assert summary.n_done_before == first.groupby(CELL_KEY).ngroups
+    assert summary.n_done_before == len(_ends(first))
 
 
 def test_failures_are_isolated_and_recorded(folder, tmp_path):
@@ -62,38 +79,39 @@ def test_failures_are_isolated_and_recorded(folder, tmp_path):
     out = tmp_path / "run"
     summary = run(_opts(folder, out, ("test-nearest", "test-broken", "test-missing-weights")), render=False)
     df = read_results(out / "results.csv")
-    errors = df[df.metric == "error"]
+    ends = _ends(df)
+    errors, unavailable = ends[ends.status == "error"], ends[ends.status == "unavailable"]
     ok = df[df.metric == "psnr-y"]
     assert len(ok) == 5 * 2  # every good image with the working method
-    assert set(errors.method) == {"test-nearest", "test-broken", "test-missing-weights"}
+    assert set(errors.method) == {"test-nearest", "test-broken"}
     assert errors[errors.method == "test-nearest"].image.unique().tolist() == ["corrupt"]
     assert errors[errors.method == "test-broken"].note.str.contains("always fails").any()
-    assert errors[errors.method == "test-missing-weights"].note.str.contains("make weights").all()
-    corrupt = errors[(errors.image == "corrupt") & (errors.method != "test-missing-weights")]
+    assert unavailable.method.unique().tolist() == ["test-missing-weights"]
+    assert unavailable.note.str.contains("make weights").all()
+    corrupt = errors[errors.image == "corrupt"]
     assert len(corrupt) == 4 and corrupt.note.str.contains("corrupt.png").all()
-    # a method that cannot run here is reported, not counted as a failure; the crashing cells are failures
-    unavailable = errors[errors.method == "test-missing-weights"]
     assert len(summary.unavailable) == len(unavailable) == 2 * 6
-    assert not summary.ok and len(summary.failures) == len(errors) - len(unavailable)
+    assert len(summary.failures) == len(errors)
+    # the user named the unavailable method: the run fails for it too
+    assert not summary.ok and summary.explicit_unavailable == ["test-missing-weights"]
 
 
-def test_unavailable_method_alone_does_not_fail_the_run(folder, tmp_path):
-    summary = run(_opts(folder, tmp_path / "u", ("test-nearest", "test-missing-weights")), render=False)
-    assert summary.ok and len(summary.unavailable) == 5 * 2
+def test_unavailable_default_method_does_not_fail_the_run(folder, tmp_path, monkeypatch):
+    import bench.options as options_module
+
+    monkeypatch.setitem(options_module.DEFAULT_METHODS, "quick", ["test-nearest", "test-missing-weights"])
+    summary = run(_opts(folder, tmp_path / "u", ()), render=False)
+    assert summary.ok and len(summary.unavailable) == 5 * 2 and not summary.explicit_unavailable
     df = read_results(tmp_path / "u" / "results.csv")
-    assert df[df.method == "test-missing-weights"].metric.eq("error").all()
+    assert _ends(df[df.method == "test-missing-weights"]).status.eq("unavailable").all()
+    assert _metric_rows(df[df.method == "test-missing-weights"]).empty
 
 
 def test_cli_exit_code_and_summary(folder, tmp_path):
     (folder / "b" / "corrupt.png").write_bytes(b"not an image")
     out = tmp_path / "cli"
-    code = (
-        "import sys; sys.path.insert(0, %r); import fake_methods; fake_methods.register();"
-        "from bench.cli import main; sys.exit(main(sys.argv[1:]))" % str(Path(__file__).parent)
-    )
-    proc = subprocess.run([sys.executable, "-c", code, "run", "--dataset", str(folder), "--methods", "test-nearest",
-                           "--scales", "2", "--device", "cpu", "--out", str(out), "--metrics", "psnr-y",
-                           "--no-report"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    proc = _cli(["run", "--dataset", str(folder), "--methods", "test-nearest", "--scales", "2", "--device", "cpu",
+                 "--out", str(out), "--metrics", "psnr-y", "--no-report"])
     assert proc.returncode == 1, proc.stderr
     assert "1 cell(s) failed" in proc.stderr and "corrupt" in proc.stderr
 
@@ -101,53 +119,56 @@ def test_cli_exit_code_and_summary(folder, tmp_path):
 def test_killed_process_resumes_without_duplicates(folder, tmp_path):
     """SIGKILL in the middle of a run: the results file stays readable and the resumed run completes it."""
     out = tmp_path / "killed"
-    code = (
-        "import sys, time; sys.path.insert(0, %r); import fake_methods; fake_methods.register();"
-        "import torch.nn.functional as F\n"
-        "def slow(self, lr, scale):\n    time.sleep(0.4); return F.interpolate(lr, scale_factor=scale, mode='nearest')\n"
-        "fake_methods.Nearest.upscale = slow\n"
-        "from bench.cli import main; sys.exit(main(sys.argv[1:]))" % str(Path(__file__).parent)
-    )
+    slow = ("import time, torch.nn.functional as F\n"
+            "def slow(self, lr, scale):\n    time.sleep(0.4); return F.interpolate(lr, scale_factor=scale, mode='nearest')\n"
+            "fake_methods.Nearest.upscale = slow")
     args = ["run", "--dataset", str(folder), "--methods", "test-nearest", "--scales", "2,3", "--device", "cpu",
             "--out", str(out), "--metrics", "psnr-y", "--no-report"]
+    code = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_methods.register();\n" % str(TESTS)
+            + slow + "\nfrom bench.cli import main; sys.exit(main(sys.argv[1:]))")
     proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
         df = read_results(out / "results.csv") if (out / "results.csv").exists() else None
-        if df is not None and df.groupby(CELL_KEY).ngroups >= 3:
+        if df is not None and len(_ends(df)) >= 3:
             break
         time.sleep(0.1)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = read_results(out / "results.csv").groupby(CELL_KEY).ngroups
+    done_before = len(_ends(read_results(out / "results.csv")))
     assert 3 <= done_before < 10
-    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = _cli(args, code_prefix="\n" + slow)
     assert proc.returncode == 0, proc.stderr
     assert f"({done_before} already done, {10 - done_before} run)" in proc.stdout
     df = read_results(out / "results.csv")
-    assert df.groupby(CELL_KEY).ngroups == 10 and (df.groupby(CELL_KEY + ["metric"]).size() == 1).all()
+    assert len(_ends(df)) == 10 and (df.groupby(CELL_KEY + ["metric"]).size() == 1).all()
 
 
-def test_timing_rows_present(folder, tmp_path):
+def test_timing_and_memory_rows(folder, tmp_path):
     out = tmp_path / "t"
     run(_opts(folder, out, ("test-nearest",)), render=False)
     df = read_results(out / "results.csv")
     metrics = set(df.metric)
-    assert {"seconds-total", "seconds-train", "seconds-infer", "seconds-load", "peak-memory-mb"} <= metrics
+    assert {"seconds-total", "seconds-train", "seconds-infer", "seconds-load", "peak-memory-mb",
+            "memory-baseline-mb"} <= metrics
     assert (df[df.metric == "seconds-load"].groupby("method").size() == 1).all()
-    assert (out / "run.json").exists() and (out / "sr" / "test-nearest").is_dir()
+    # finding 12: on the CPU the peak is the process's resident set over the call (never 0), at least the baseline
+    peak = df[df.metric == "peak-memory-mb"].set_index("image")["value"]
+    base = df[df.metric == "memory-baseline-mb"].set_index("image")["value"]
+    assert (peak > 50).all() and (peak >= base).all()
+    assert (out / "run.json").exists()
+    outputs = _ends(df).output
+    assert outputs.str.startswith("sr/test-nearest/").all() and all((out / o).is_file() for o in outputs)
 
 
 def test_time_budget_stops_starting_cells_and_resume_continues(folder, tmp_path, monkeypatch):
-    import time
     import types
 
-    import bench.runner as runner_module
+    import bench.executors as executors_module
 
     ticks = iter(range(10**6))  # a clock that advances 1 s at every reading: deterministic on any machine
-    monkeypatch.setattr(runner_module, "time",
-                        types.SimpleNamespace(monotonic=lambda: float(next(ticks)), perf_counter=time.perf_counter))
+    monkeypatch.setattr(executors_module, "time", types.SimpleNamespace(monotonic=lambda: float(next(ticks))))
     out = tmp_path / "budget"
     # deadline read at 0 s + 3.5 s; checks before cells read 1, 2, 3 (cells start), then 4: stop
     first = run(_opts(folder, out, ("test-nearest",), time_budget=3.5), render=False)

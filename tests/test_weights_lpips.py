@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from baselines import weights as store
+from bench.metrics import lpips_alex_model
 
 
 def _load(path) -> torch.Tensor:
@@ -23,7 +24,7 @@ def _load(path) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def lpips_model():
     try:
-        return store.lpips_alex_model("cpu")
+        return lpips_alex_model("cpu")
     except store.WeightUnavailable as exc:
         pytest.skip(f"LPIPS AlexNet backbone unavailable here: {exc}")
 

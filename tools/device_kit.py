@@ -51,7 +51,7 @@ def fetch_wheels(dest: Path, python_version: str) -> None:
         except subprocess.CalledProcessError:  # an sdist only (pure Python): build the wheel here
             _pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(dest), requirement)
     # No wheel of this project: every device call carries the working tree, and tools/device_run.sh runs the
-    # harness from it (installed as a package, the harness would still look for datasets/ beside itself).
+    # harness from it.
 
 
 def compact_weights(dest: Path) -> None:

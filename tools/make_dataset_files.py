@@ -1,4 +1,4 @@
-"""Regenerate datasets/*.toml from the MANIFEST.tsv files of a local dataset copy (maintainers only).
+"""Regenerate bench/dataset_defs/*.toml from the MANIFEST.tsv files of a local dataset copy (maintainers only).
 
     python tools/make_dataset_files.py --data ../shared/datasets [--selfexsr /path/to/SelfExSR.git]
 
@@ -21,7 +21,7 @@ from bench.datasets import _apply_processing, _load_package_file, pixels_sha256 
 from bench.fetch import sha256_bytes  # noqa: E402
 from bench.images import load_image  # noqa: E402
 
-OUT = Path(__file__).resolve().parent.parent / "datasets"
+OUT = Path(__file__).resolve().parent.parent / "bench" / "dataset_defs"
 RAW = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
 
 INFO = {
@@ -49,7 +49,7 @@ def write(name: str, header: dict, images: list[dict]) -> None:
         lines.append("\n[[images]]")
         lines += [f"{k} = {toml_str(str(v))}" for k, v in im.items() if v not in (None, "")]
     (OUT / f"{name}.toml").write_text("\n".join(lines) + "\n")
-    print(f"wrote datasets/{name}.toml ({len(images)} images)")
+    print(f"wrote bench/dataset_defs/{name}.toml ({len(images)} images)")
 
 
 def source_url(row: dict) -> str | None:

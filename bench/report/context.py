@@ -9,12 +9,12 @@ import pandas as pd
 
 from bench.report import crops as crops_mod
 from bench.report import plots
-from bench.report.load import COST_METRICS, RunData
+from bench.metrics import COST_METRICS
+from bench.report.load import RunData
 from bench.report.tables import decimals, paired_table, summary_table
+from bench.results import UNAVAILABLE_PREFIX
 
 PAIRED_METRICS = ["psnr-y", "lpips-alex"]
-
-UNAVAILABLE_PREFIX = "MethodUnavailable:"  # error notes of methods that cannot run in this environment
 
 
 def _rel(path: Path | None, root: Path) -> str | None:
@@ -35,52 +35,55 @@ def build_context(data: RunData) -> dict:
 
     sections = []
     summary_records = []
-    for dataset in sorted(set(rows["dataset"])) if len(rows) else []:
-        for scale in sorted(set(rows.loc[rows["dataset"] == dataset, "scale"])):
-            df = rows[(rows["dataset"] == dataset) & (rows["scale"] == scale)]
-            key = f"{plots.slug(dataset)}-x{scale}"
-            overall = summary_table(data, df, f"{dataset} ×{scale}: all images", f"table-{key}")
-            categories = []
-            for cat in sorted(set(df["category"])):
-                cdf = df[df["category"] == cat]
-                n = cdf["image"].nunique()
-                categories.append(summary_table(data, cdf, f"{dataset} ×{scale}, category “{cat}” "
-                                                f"({n} image{'s' if n != 1 else ''})",
-                                                f"table-{key}-{plots.slug(cat)}"))
-            for cat, table in [("all", overall)] + list(zip(sorted(set(df["category"])), categories)):
-                for r in table.rows:
-                    for col, cell in zip(table.columns, r.cells):
-                        if col.key in ("family", "n"):
-                            continue
-                        summary_records.append({"dataset": dataset, "scale": scale, "category": cat,
-                                                "method": r.method, "metric": col.key, "n": cell.n,
-                                                "mean": cell.mean, "ci95": cell.ci,
-                                                "statistic": "max" if col.key == "peak-memory-mb" else "mean"})
-            title = f"{dataset} ×{scale}"
-            figs = {
-                "tradeoff": _rel(plots.tradeoff(data, df, fig_dir / f"tradeoff_{key}.png",
-                                                f"{title}: quality vs time per image"), root),
-                "categories": _rel(plots.category_bars(data, df, fig_dir / f"categories_{key}.png",
-                                                       f"{title}: per-category means (95% CI)"), root),
-                "paired": _rel(plots.paired(data, df, PAIRED_METRICS, fig_dir / f"paired_{key}.png",
-                                            f"{title}: per-image differences, internal − external"), root),
-            }
-            paired_rows = [{
-                "internal": p.internal, "external": p.external, "metric": p.metric, "n": p.n,
-                "wins": p.wins, "losses": p.losses, "ties": p.ties,
-                "mean_diff": _fmt_signed(p.metric, p.mean_diff),
-                "ci": decimals(p.metric, p.ci) if math.isfinite(p.ci) else "n/a",
-                "better_images": ", ".join(p.better_images) if p.better_images else "none",
-            } for p in paired_table(data, df, PAIRED_METRICS)]
-            sections.append({
-                "dataset": dataset, "scale": int(scale), "anchor": f"results-{key}", "overall": overall,
-                "categories": categories if len(categories) > 1 else [],
-                "figures": figs, "paired": paired_rows,
-                "crops": [{"image": c.image, "path": _rel(c.path, root), "window": c.window, "missing": c.missing}
-                          for c in crop_figs if c.dataset == dataset and c.scale == scale],
-                "n_images": int(df["image"].nunique()),
-            })
-    pd.DataFrame(summary_records, columns=["dataset", "scale", "category", "method", "metric", "statistic", "n",
+    groups = sorted(rows.groupby(["dataset", "degradation", "scale"]).groups) if len(rows) else []
+    for dataset, degradation, scale in groups:
+        df = rows[(rows["dataset"] == dataset) & (rows["degradation"] == degradation) & (rows["scale"] == scale)]
+        tag = "" if degradation == "bicubic" else f" [{degradation}]"
+        key = f"{plots.slug(dataset)}-x{scale}" + ("" if degradation == "bicubic" else f"-{plots.slug(degradation)}")
+        overall = summary_table(data, df, f"{dataset} ×{scale}{tag}: all images", f"table-{key}")
+        categories = []
+        for cat in sorted(set(df["category"])):
+            cdf = df[df["category"] == cat]
+            n = cdf["image"].nunique()
+            categories.append(summary_table(data, cdf, f"{dataset} ×{scale}{tag}, category “{cat}” "
+                                            f"({n} image{'s' if n != 1 else ''})",
+                                            f"table-{key}-{plots.slug(cat)}"))
+        for cat, table in [("all", overall)] + list(zip(sorted(set(df["category"])), categories)):
+            for r in table.rows:
+                for col, cell in zip(table.columns, r.cells):
+                    if col.key in ("family", "n"):
+                        continue
+                    summary_records.append({"dataset": dataset, "degradation": degradation, "scale": scale,
+                                            "category": cat,
+                                            "method": r.method, "metric": col.key, "n": cell.n,
+                                            "mean": cell.mean, "ci95": cell.ci,
+                                            "statistic": "max" if col.key == "peak-memory-mb" else "mean"})
+        title = f"{dataset} ×{scale}{tag}"
+        figs = {
+            "tradeoff": _rel(plots.tradeoff(data, df, fig_dir / f"tradeoff_{key}.png",
+                                            f"{title}: quality vs time per image"), root),
+            "categories": _rel(plots.category_bars(data, df, fig_dir / f"categories_{key}.png",
+                                                   f"{title}: per-category means (95% CI)"), root),
+            "paired": _rel(plots.paired(data, df, PAIRED_METRICS, fig_dir / f"paired_{key}.png",
+                                        f"{title}: per-image differences, internal − external"), root),
+        }
+        paired_rows = [{
+            "internal": p.internal, "external": p.external, "metric": p.metric, "n": p.n,
+            "wins": p.wins, "losses": p.losses, "ties": p.ties,
+            "mean_diff": _fmt_signed(p.metric, p.mean_diff),
+            "ci": decimals(p.metric, p.ci) if math.isfinite(p.ci) else "n/a",
+            "better_images": ", ".join(p.better_images) if p.better_images else "none",
+        } for p in paired_table(data, df, PAIRED_METRICS)]
+        sections.append({
+            "dataset": dataset, "scale": int(scale), "degradation": degradation, "title": title, "anchor": f"results-{key}", "overall": overall,
+            "categories": categories if len(categories) > 1 else [],
+            "figures": figs, "paired": paired_rows,
+            "crops": [{"image": c.image, "path": _rel(c.path, root), "window": c.window, "missing": c.missing}
+                      for c in crop_figs
+                      if c.dataset == dataset and c.scale == scale and c.degradation == degradation],
+            "n_images": int(df["image"].nunique()),
+        })
+    pd.DataFrame(summary_records, columns=["dataset", "degradation", "scale", "category", "method", "metric", "statistic", "n",
                                            "mean", "ci95"]).to_csv(root / "summary.csv", index=False)
 
     curves = [{"method": m, "scale": s, "path": _rel(p, root)} for m, s, p in plots.training_curves(data, fig_dir)]
@@ -89,13 +92,14 @@ def build_context(data: RunData) -> dict:
     failures, unavailable = [], {}
     for r in (errors.sort_values(["dataset", "scale", "method", "image"]).itertuples() if len(errors) else []):
         message = (r.note or "(no message)").strip()
-        if message.startswith(UNAVAILABLE_PREFIX):  # the method cannot run here: one line per method, not per cell
+        if r.status == "unavailable":  # the method cannot run here: one line per method, not per cell
             entry = unavailable.setdefault(r.method, {"method": r.method, "cells": 0,
                                                       "reason": message[len(UNAVAILABLE_PREFIX):].strip()})
             entry["cells"] += 1
             continue
+        what = "" if r.metric == "cell" else f"metric {r.metric}: "
         failures.append({"method": r.method, "dataset": r.dataset, "image": r.image, "scale": int(r.scale),
-                         "config_id": r.config_id, "message": message})
+                         "config_id": r.config_id, "message": what + message})
 
     methods = []
     for m in data.methods:

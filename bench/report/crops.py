@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
+from bench.results import Cell, input_paths
 from bench.report.load import RunData
 
 PANEL = 200          # displayed panel size in pixels
@@ -30,6 +31,7 @@ class CropFigure:
     window: tuple[int, int, int]  # top, left, size (HR pixels)
     panels: list[str]
     missing: list[str]
+    degradation: str = "bicubic"
 
 
 def _font(size: int):
@@ -118,14 +120,19 @@ def render_crops(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -> 
     rows = data.rows
     if not len(rows):
         return figures
-    for (dataset, scale), scale_df in rows.groupby(["dataset", "scale"], sort=True):
+    outputs_of = {(r.dataset, r.degradation, int(r.scale), r.method, r.image): r.output
+                  for r in data.cells.itertuples() if r.output}
+    for (dataset, degradation, scale), scale_df in rows.groupby(["dataset", "degradation", "scale"], sort=True):
         scale = int(scale)
         methods = data.methods_in(scale_df)
         for image in _instructive(rows, data, scale_df, max_images):
-            hr = _read(data.run_dir / "inputs" / f"{image}_x{scale}_hr.png")
+            first = scale_df[scale_df["image"] == image].iloc[0]
+            hr_rel, _ = input_paths(Cell(dataset, "", image, first["image_sha"], degradation, scale, "", ""))
+            hr = _read(data.run_dir / hr_rel)
             outputs, missing = [], []
             for m in methods:
-                sr = _read(data.run_dir / "sr" / m / f"{image}_x{scale}.png")
+                rel = outputs_of.get((dataset, degradation, scale, m, image))
+                sr = _read(data.run_dir / rel) if rel else None
                 (outputs.append((m, sr)) if sr is not None else missing.append(m))
             if not outputs:
                 continue
@@ -144,11 +151,12 @@ def render_crops(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -> 
                 cell = scale_df[(scale_df["method"] == m) & (scale_df["image"] == image)]
                 nonnative = bool((cell["native"] == False).any()) if "native" in cell else False  # noqa: E712
                 panels.append((_label(m + (" †" if nonnative else ""), _values(scale_df, m, image, scale)), arr))
-            path = out_dir / f"{_safe(dataset)}_{_safe(image)}_x{scale}.png"
+            tag = "" if degradation == "bicubic" else f"_{_safe(degradation)}"
+            path = out_dir / f"{_safe(dataset)}_{_safe(image)}_x{scale}{tag}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             compose(panels, (top, left, size)).save(path, optimize=True)
             figures.append(CropFigure(dataset, image, scale, path, (top, left, size),
-                                      [m for m, _ in outputs], missing))
+                                      [m for m, _ in outputs], missing, degradation))
     return figures
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.results import ERROR_METRIC, METRIC_SPECS, read_results
+from bench.metrics import COST_METRICS, METRIC_TABLE
+from bench.results import END_METRIC, read_results
 
 FAMILY_ORDER = ["interpolation", "internal", "external"]
-COST_METRICS = ["seconds-load", "seconds-train", "seconds-infer", "seconds-total", "peak-memory-mb", "iterations"]
 TIME_METRIC = "seconds-total"
 MEMORY_METRIC = "peak-memory-mb"
 
@@ -35,8 +35,9 @@ class RunData:
 
     run_dir: Path
     run: dict
-    rows: pd.DataFrame          # successful metric rows with a finite or NaN `value`
-    errors: pd.DataFrame        # one row per failed cell
+    rows: pd.DataFrame          # metric rows of finished cells: status ok, or n/a (NaN value, the reason in `note`)
+    errors: pd.DataFrame        # one row per failed or unavailable cell, and per failed metric
+    cells: pd.DataFrame         # the end rows of finished cells (their `output`: the saved SR image)
     methods: list[str]          # display order: interpolation, internal, external, then anything else
     families: dict[str, str]
     metric_specs: dict[str, dict]
@@ -109,19 +110,19 @@ def load_run(run_dir: Path) -> RunData:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{run_json}: not valid JSON ({exc}); re-run or repair the file") from exc
     df = read_results(results_path)
-    for column in ("category", "note", "config_id", "device", "protocol", "profile", "dataset", "method", "metric"):
-        if column in df:
-            df[column] = df[column].fillna("").astype(str)
     if len(df):
         df["category"] = df["category"].where(df["category"] != "", "uncategorised")
         df["native"] = df["native_scale"].map(_as_bool) if "native_scale" in df else None
     else:
         df["native"] = pd.Series(dtype=object)
 
+    df["method_id"] = df["method"]  # the registered name (file paths), before variants get labels
     df, variants = _label_variants(df, run)
-    is_error = df["metric"] == ERROR_METRIC
+    is_end = df["metric"] == END_METRIC
+    is_error = (is_end & (df["status"] != "ok")) | (~is_end & (df["status"] == "error"))
     errors = df[is_error].copy()
-    rows = df[~is_error].copy()
+    cells = df[is_end & (df["status"] == "ok")].copy()
+    rows = df[~is_end & ~is_error].copy()
 
     methods_info = run.get("methods", {}) or {}
     families = {m: str((v or {}).get("info", {}).get("family", "other") or "other") for m, v in methods_info.items()}
@@ -138,7 +139,7 @@ def load_run(run_dir: Path) -> RunData:
     for m in methods:
         families.setdefault(m, "other")
 
-    specs = dict(METRIC_SPECS)
+    specs = {k: v.to_json() for k, v in METRIC_TABLE.items()}
     specs.update(run.get("metrics", {}) or {})
     present = set(rows["metric"])
     ordered = list(specs) + sorted(present - set(specs))
@@ -150,5 +151,5 @@ def load_run(run_dir: Path) -> RunData:
         if len(nn):
             non_native = (nn.groupby(["dataset", "method", "scale"])["image"].nunique()
                           .reset_index(name="n"))
-    return RunData(run_dir=run_dir, run=run, rows=rows, errors=errors, methods=methods, families=families,
+    return RunData(run_dir=run_dir, run=run, rows=rows, errors=errors, cells=cells, methods=methods, families=families,
                    metric_specs=specs, quality_metrics=quality, non_native=non_native)

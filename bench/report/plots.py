@@ -171,18 +171,15 @@ def paired(data: RunData, df: pd.DataFrame, metrics: list[str], out: Path, title
     return _save(fig, out)
 
 
-CURVE_RE = re.compile(r"^(?P<method>.+)__(?P<image>.+)__x(?P<scale>\d+)$")
-
-
 def training_curves(data: RunData, out_dir: Path) -> list[tuple[str, int, Path]]:
     """One figure per (method, scale): loss and reconstruction error (log) and learning rate vs iteration."""
-    folder = data.run_dir / "curves"
-    if not folder.is_dir():
-        return []
+    from bench.results import Cell, curve_path, sr_path
+
     groups: dict[tuple[str, int], list[tuple[str, pd.DataFrame]]] = {}
-    for path in sorted(folder.glob("*.csv")):
-        match = CURVE_RE.match(path.stem)
-        if not match:
+    for r in data.cells.itertuples():
+        cell = Cell(r.dataset, r.category, r.image, r.image_sha, r.degradation, int(r.scale), r.method_id, r.config_id)
+        path = data.run_dir / curve_path(sr_path(cell))
+        if not path.is_file():
             continue
         try:
             curve = pd.read_csv(path)
@@ -190,7 +187,8 @@ def training_curves(data: RunData, out_dir: Path) -> list[tuple[str, int, Path]]
             continue
         if "iteration" not in curve or not len(curve):
             continue
-        groups.setdefault((match["method"], int(match["scale"])), []).append((match["image"], curve))
+        tag = "" if r.degradation == "bicubic" else f" [{r.degradation}]"
+        groups.setdefault((r.method + tag, int(r.scale)), []).append((r.image, curve))
     written = []
     order = {m: k for k, m in enumerate(data.methods)}
     for (method, scale), curves in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 1e9), kv[0])):

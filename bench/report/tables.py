@@ -28,20 +28,30 @@ def mean_ci(values) -> tuple[float, float, int]:
 
 
 def decimals(metric: str, value: float) -> str:
-    """Fixed formatting per metric, so that a table reads evenly."""
+    """Fixed formatting per metric (the metric table's format), so that a table reads evenly."""
+    from bench.metrics import METRIC_TABLE
+
     if not np.isfinite(value):
         return "n/a"
-    if metric.startswith("psnr"):
-        return f"{value:.2f}"
-    if metric.startswith("ssim") or metric.startswith("lpips"):
-        return f"{value:.4f}"
-    if metric == "niqe":
-        return f"{value:.3f}"
-    if metric == MEMORY_METRIC or metric == "iterations":
-        return f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}"
-    if metric.startswith("seconds"):
-        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-    return f"{value:.4g}"
+    spec = METRIC_TABLE.get(metric)
+    fmt = spec.fmt if spec else ".4g"
+    if fmt == ".0f" and abs(value) < 10:
+        fmt = ".1f"
+    if fmt == ".3g" and abs(value) >= 1000:
+        fmt = ".0f"
+    return format(value, fmt)
+
+
+def exclusions(values: pd.Series, images: pd.Series) -> str:
+    """What a mean leaves out, said in words: e.g. "1 inf (baby)"; "" when every value is finite."""
+    arr = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    names = list(images)
+    parts = []
+    for label, mask in (("inf", np.isinf(arr)), ("n/a", np.isnan(arr))):
+        if mask.any():
+            listed = [names[i] for i in np.flatnonzero(mask)]
+            parts.append(f"{int(mask.sum())} {label} ({', '.join(listed[:5])}{', ...' if len(listed) > 5 else ''})")
+    return "; ".join(parts)
 
 
 @dataclass
@@ -114,13 +124,17 @@ def summary_table(data: RunData, df: pd.DataFrame, title: str, anchor: str) -> T
     columns += [Column(m, _header(data, m), str(data.metric_specs.get(m, {}).get("description", ""))) for m in metrics]
     columns.append(Column("n", "images", "images with results for this method"))
     rows: list[Row] = []
+    notes: list[str] = []
     for method in data.methods_in(df):
         sub = df[df["method"] == method]
+        n_images = int(sub["image"].nunique())
         cells = [Cell(text=data.family(method))]
         for metric in metrics:
-            values = sub.loc[sub["metric"] == metric, "value"]
-            if metric == MEMORY_METRIC:
-                finite = pd.to_numeric(values, errors="coerce").dropna()
+            picked = sub[sub["metric"] == metric]
+            values = picked["value"]
+            if metric == MEMORY_METRIC:  # the largest; a non-positive reading is no reading
+                finite = pd.to_numeric(values, errors="coerce")
+                finite = finite[np.isfinite(finite) & (finite > 0)]
                 mean, ci, n = (float(finite.max()) if len(finite) else math.nan), math.nan, int(len(finite))
                 text = decimals(metric, mean)
             else:
@@ -128,12 +142,18 @@ def summary_table(data: RunData, df: pd.DataFrame, title: str, anchor: str) -> T
                 text = decimals(metric, mean)
                 if np.isfinite(ci):
                     text += f" ± {decimals(metric, ci)}"
+                left_out = exclusions(values, picked["image"])
+                if left_out:
+                    text += f" (n={n})"
+                    notes.append(f"{method}, {metric}: the mean is over {n} of {len(picked)} images; left out: "
+                                 f"{left_out}.")
             cells.append(Cell(text=text, mean=mean, ci=ci, n=n, metric=metric))
-        n_images = int(sub["image"].nunique())
         cells.append(Cell(text=str(n_images), mean=float(n_images), n=n_images, metric="n"))
         rows.append(Row(method=method, label=method_label(data, method, df), family=data.family(method),
                         cells=cells, n_images=n_images))
     for j, metric in enumerate(metrics, start=1):
+        if metric == MEMORY_METRIC:  # memory is a cost to read, not a contest (and CPU figures include a baseline)
+            continue
         means = [r.cells[j].mean for r in rows if np.isfinite(r.cells[j].mean)]
         if len(means) < 2:
             continue
@@ -141,7 +161,6 @@ def summary_table(data: RunData, df: pd.DataFrame, title: str, anchor: str) -> T
         for r in rows:
             if np.isfinite(r.cells[j].mean) and decimals(metric, r.cells[j].mean) == decimals(metric, best):
                 r.cells[j].bold = True
-    notes = []
     if any(r.n_images < 2 for r in rows) or (rows and max(r.n_images for r in rows) < 2):
         notes.append("One image only: the mean is shown without a confidence interval.")
     return Table(title=title, anchor=anchor, columns=columns, rows=rows, notes=notes)

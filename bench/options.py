@@ -1,0 +1,50 @@
+"""What a user asks of a run (the command line's options), before anything is resolved."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from bench.metrics import DEFAULT_METRICS
+
+# What `make bench` runs when METHODS is not given. The quick profile keeps the default run to minutes on a CPU.
+DEFAULT_METHODS = {
+    "paper": ["bicubic", "lanczos", "zssr-original", "zssr-modified", "zssr-gradual", "realesrgan-x4plus",
+              "dat-light", "esrgan", "rrdb-psnr"],
+    "quick": ["bicubic", "lanczos", "zssr-original", "zssr-modified", "realesrgan-x4plus", "dat-light", "esrgan",
+              "rrdb-psnr"],
+}
+
+# Options that do not change a cell's numbers: a resumed run may differ in them (it says so in one line).
+NOT_IN_IDENTITY = ("device", "executor", "workers", "save_images", "time_budget")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    dataset: str = "builtin"
+    methods: tuple[str, ...] = ()
+    scales: tuple[int, ...] = ()
+    protocol: str = "rgb"  # "rgb" | "y-only"
+    profile: str = "auto"  # "auto" | "quick" | "paper"
+    device: str = "auto"
+    out: Path | None = None
+    resume: bool = True
+    seed: int = 0
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    executor: str = "local"
+    workers: int | None = None
+    save_images: bool = True
+    kernel: str | None = None  # a .mat blur kernel replacing bicubic as the degradation
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16" (CUDA) for every network (zssr.precision)
+    time_budget: float | None = None  # seconds: no cell starts after this long (local executor); resume continues
+    wait: bool = True  # another run holds the output folder: wait for it (False: stop with a message)
+
+    def __post_init__(self) -> None:
+        # a request naming a scale, method or metric twice means it once
+        for name in ("methods", "scales", "metrics"):
+            object.__setattr__(self, name, tuple(dict.fromkeys(getattr(self, name))))
+
+    def replace(self, **changes) -> "RunOptions":
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}

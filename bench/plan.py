@@ -1,0 +1,69 @@
+"""The plan: every cell a session asks for, and what each still needs given what the results store holds."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import datasets as ds
+from bench.results import Cell, CellState
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One unit of work: run the method on a cell ("run"), or compute metrics it lacks from its saved SR output
+    ("metrics"). Handed to any executor as is."""
+
+    cell: Cell
+    image: ds.DatasetImage
+    action: str = "run"
+    metrics: tuple[str, ...] = ()  # the metrics to compute
+    output: str = ""  # "metrics": the saved SR output (relative to the run folder)
+
+
+def make_plan(session) -> list[WorkItem]:
+    """Image-major order, so each image is loaded once; unsupported (method, scale) pairs are left out."""
+    plan = []
+    for image in session.dataset.images:
+        for scale in session.scales:
+            for name, method in session.methods.items():
+                if method.supports(scale):
+                    cell = Cell(session.dataset.name, image.category, image.name, image.content_id,
+                                session.degradation.id, int(scale), name, session.config_ids[name])
+                    plan.append(WorkItem(cell, image, "run", session.metrics))
+    return plan
+
+
+@dataclass
+class Pending:
+    todo: list[WorkItem]
+    n_done: int  # cells complete with every requested metric
+    retry: set[tuple] = field(default_factory=set)  # failed or unreadable cells: removed, then run again
+    superseded: set[tuple] = field(default_factory=set)  # cells of an image whose content has changed since
+
+
+def pending_work(plan: list[WorkItem], states: dict[tuple, CellState], out: Path) -> Pending:
+    """What is left: new cells run; failed ones run again; finished ones lacking a requested metric get just that
+    metric from their saved output (or run again when the output is gone). Cells of the same image name with other
+    content are superseded (moved out of the table)."""
+    todo, done, retry = [], 0, set()
+    for item in plan:
+        state = states.get(item.cell.key)
+        if state is None:
+            todo.append(item)
+            continue
+        if state.status != "ok":
+            retry.add(item.cell.key)
+            todo.append(item)
+            continue
+        missing = tuple(m for m in item.metrics if m not in state.metrics)
+        if not missing:
+            done += 1
+        elif state.output and (out / state.output).is_file():
+            todo.append(WorkItem(item.cell, item.image, "metrics", missing, state.output))
+        else:
+            retry.add(item.cell.key)
+            todo.append(item)
+    current = {(i.cell.dataset, i.cell.image): i.cell.image_sha for i in plan}
+    superseded = {key for key in states
+                  if (key[0], key[1]) in current and key[2] != current[(key[0], key[1])]}
+    return Pending(todo=todo, n_done=done, retry=retry, superseded=superseded)

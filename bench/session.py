@@ -1,0 +1,178 @@
+"""The resolved session: options checked and turned into a device, a dataset, a degradation, prepared methods and
+their cells' identities. One function builds it, for the driver and for every worker alike; every check that can
+fail before a cell runs happens here, so that a typo costs seconds, not a ZSSR training."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from bench import datasets as ds
+from bench.degrade import Degradation, load_degradation
+from bench.metrics import check_metric_names
+from bench.options import DEFAULT_METHODS, RunOptions
+
+PROTOCOLS = ("rgb", "y-only")
+EXECUTORS = ("local", "local-gpus", "ray")
+
+
+@dataclass(frozen=True)
+class Session:
+    options: RunOptions
+    device: torch.device
+    profile: str
+    dataset: ds.Dataset
+    degradation: Degradation
+    scales: tuple[int, ...]
+    metrics: tuple[str, ...]
+    methods: dict  # name -> Method, precision chosen and prepared
+    config_ids: dict[str, str]
+    explicit: frozenset[str]  # methods the user named (their being unavailable fails the run)
+    id: str = field(default_factory=lambda: f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+
+
+def config_id(name: str, method, profile: str, protocol: str, seed: int) -> str:
+    """A method's part of a cell's identity: its configuration after prepare() (weights by content checksum), its
+    version, the precision in force, the profile, the protocol and the seed."""
+    blob = json.dumps({"m": name, "v": str(getattr(method, "version", "1")), "c": method.config(),
+                       "precision": method.precision, "p": profile, "proto": protocol, "s": seed},
+                      sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def resolve_profile(profile: str, device: torch.device) -> str:
+    if profile == "auto":
+        return "paper" if device.type == "cuda" else "quick"
+    if profile not in ("quick", "paper"):
+        raise ValueError(f"unknown profile {profile!r}; use auto, quick or paper")
+    return profile
+
+
+def _check_options(options: RunOptions) -> None:
+    if not str(options.dataset).strip():
+        raise ValueError("no dataset given (DATASET is empty); name one (`python -m bench list`) or give a folder")
+    if options.protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {options.protocol!r}; use rgb or y-only")
+    if options.executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {options.executor!r}; available: {', '.join(EXECUTORS)}")
+    if options.time_budget is not None and (options.time_budget <= 0 or options.executor != "local"):
+        raise ValueError("a time budget must be > 0 seconds and needs the local executor")
+    if options.workers is not None and options.workers < 1:
+        raise ValueError(f"workers must be >= 1, got {options.workers}")
+
+
+def _scales(options: RunOptions, dataset: ds.Dataset) -> tuple[int, ...]:
+    scales = tuple(options.scales) or dataset.default_scales
+    for s in scales:
+        if isinstance(s, bool) or int(s) != s or s < 2:
+            raise ValueError(f"scale {s!r}: scales are integers >= 2 (e.g. SCALES=2,3,4)")
+    return tuple(dict.fromkeys(int(s) for s in scales))
+
+
+def build_session(options: RunOptions, device: str | None = None, threads: int | None = None,
+                  session_id: str | None = None) -> Session:
+    """Check and resolve `options` (a worker passes its device, threads and the driver's session id). Raises
+    ValueError (or DatasetError) with a message naming what is wrong and what to do."""
+    from baselines.methods import load_plugins
+    from bench.device import configure_threads, select_device
+    from zssr.precision import resolve_precision
+
+    load_plugins()
+    _check_options(options)
+    metrics = check_metric_names(options.metrics)
+    degradation = load_degradation(options.kernel)
+    configure_threads(threads)
+    dev = select_device(device or options.device)
+    profile = resolve_profile(options.profile, dev)
+    resolve_precision(options.precision, dev)  # an unknown name, or fp16 on a CPU: an error before any cell
+    dataset = ds.load_dataset(options.dataset)
+    scales = _scales(options, dataset)
+    names = list(options.methods) or DEFAULT_METHODS[profile]
+    explicit = frozenset(options.methods)
+    methods = {name: _create(name, profile, options.precision, dev, explicit=name in explicit) for name in names}
+    ids = {n: config_id(n, m, profile, options.protocol, options.seed) for n, m in methods.items()}
+    extra = {"id": session_id} if session_id else {}
+    return Session(options=options, device=dev, profile=profile, dataset=dataset, degradation=degradation,
+                   scales=scales, metrics=metrics, methods=methods, config_ids=ids, explicit=explicit, **extra)
+
+
+def _create(name: str, profile: str, precision: str, device: torch.device, explicit: bool):
+    """A method with its precision resolved for `device` and prepare()d, so that config() is complete.
+
+    A method the user named that cannot be built or prepared (a missing or unreadable checkpoint, weights that
+    cannot be fetched) is an error now. A default one is kept with the reason (`unavailable`): its cells are
+    recorded as unavailable and the run goes on."""
+    from baselines.api import MethodUnavailable
+
+    try:
+        method = _instantiate(name, profile, precision)
+    except Exception as exc:  # an import error of an optional dependency, a broken plugin, a bad argument
+        if explicit or isinstance(exc, KeyError):
+            raise
+        return _placeholder(name, profile, f"{type(exc).__name__}: {exc}")
+    try:
+        method.choose_precision(device)
+        method.prepare()
+    except MethodUnavailable as exc:
+        if explicit:
+            raise ValueError(f"method {name} cannot run: {exc}") from exc
+        method.unavailable = str(exc)
+    return method
+
+
+def _instantiate(name: str, profile: str, precision: str):
+    from baselines.methods import CHECKPOINT_PREFIX, METHODS, create_method
+
+    if not name.startswith(CHECKPOINT_PREFIX) and name not in METHODS:
+        METHODS.resolve(name)  # raises with a did-you-mean
+    return create_method(name, profile=profile, precision=precision)
+
+
+def _placeholder(name: str, profile: str, reason: str):
+    from baselines.api import Method, MethodInfo, MethodUnavailable
+
+    class Unavailable(Method):
+        info = MethodInfo(family="unknown", training_data="unknown", degradation="unknown", notes=reason)
+
+        def setup(self, device):
+            raise MethodUnavailable(f"{name} cannot run here: {reason}")
+
+        def config(self):
+            return {"unavailable": reason}
+
+    placeholder = Unavailable(profile=profile)
+    placeholder.name = name
+    return placeholder
+
+
+def default_out(session: Session) -> Path:
+    from bench.paths import reports_root
+
+    return reports_root() / session.dataset.name / f"{session.profile}-{session.options.protocol}"
+
+
+def check_out_folder(path: Path) -> Path:
+    """The output folder, created; an existing file or an unwritable place is an error naming the path."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path}: is a file, not a folder; give a folder for the run's results")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"--out {path}: cannot write there ({exc.strerror or exc}); choose a writable folder") \
+            from exc
+    return path
+
+
+def cell_seed(base: int, cell) -> int:
+    """Seed per cell, so that a result does not depend on which worker ran it or what ran before."""
+    digest = hashlib.sha1(f"{base}|{cell.dataset}|{cell.image}|{cell.scale}|{cell.method}".encode()).hexdigest()
+    return int(digest[:8], 16)
