@@ -11,11 +11,20 @@ import torch
 
 
 def select_device(name: str = "auto") -> torch.device:
+    """The device a run asks for; one that does not exist here is an error saying what does."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"DEVICE={name} asked for, but CUDA is not available here; use DEVICE=cpu or auto")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"DEVICE={name}: not a device name ({exc}); use auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"DEVICE={name} asked for, but CUDA is not available here; use DEVICE=cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"DEVICE={name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise ValueError(f"DEVICE={name}: the harness runs on cpu or cuda")
     return device
 
 

@@ -12,7 +12,8 @@ from baselines.methods import create_method
 from bench.report import render_report
 from bench.report.load import load_run
 from bench.results import CELL_KEY, read_results
-from bench.runner import RunOptions, config_id, run
+from bench.runner import RunOptions, run
+from bench.session import config_id
 from zssr import ZSSR, ZSSRConfig, precision
 from zssr.network import ZSSRNet
 from zssr.resize import imresize
@@ -190,7 +191,7 @@ def test_zssr_config_id_depends_on_precision():
     for p in ("fp32", "bf16"):
         m = create_method("zssr-original", profile="quick", precision=p)
         m.choose_precision(CPU)
-        ids.add(config_id(m.name, m.config(), "quick", "rgb", 0))
+        ids.add(config_id(m.name, m, "quick", "rgb", 0))
     assert len(ids) == 2
 
 

@@ -19,8 +19,9 @@ from PIL import Image
 
 from bench.report import render_report
 
-COLUMNS = ["dataset", "category", "image", "scale", "method", "config_id", "protocol", "profile", "metric", "value",
-           "native_scale", "device", "note"]
+from bench.results import COLUMNS, Cell, curve_path, input_paths, sr_path
+from results_helpers import IMAGE_SHA, write_results
+
 METHODS = {
     "bicubic": "interpolation",
     "zssr-original": "internal",
@@ -35,9 +36,9 @@ HR_SIZE = 48
 
 
 def _spec():
-    from bench.results import METRIC_SPECS
+    from bench.metrics import METRIC_TABLE
 
-    return METRIC_SPECS
+    return {k: v.to_json() for k, v in METRIC_TABLE.items()}
 
 
 def make_run(root: Path, profile: str = "quick", protocol: str = "rgb", scales: tuple[int, ...] = (2, 4)) -> Path:
@@ -46,17 +47,19 @@ def make_run(root: Path, profile: str = "quick", protocol: str = "rgb", scales: 
     ZSSR curves for some images, one missing SR output."""
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, outputs = [], {}
     yy, xx = np.mgrid[0:HR_SIZE, 0:HR_SIZE]
     for category, images in CATEGORIES.items():
         for k, image in enumerate(images):
             base = (128 + 60 * np.sin(xx / (3 + k)) * np.cos(yy / 5)).clip(0, 255)
             hr = np.stack([base, base[::-1], base.T], axis=-1).astype(np.uint8)
             for scale in scales:
-                (root / "inputs").mkdir(exist_ok=True)
-                Image.fromarray(hr).save(root / "inputs" / f"{image}_x{scale}_hr.png")
-                Image.fromarray(hr[::scale, ::scale]).save(root / "inputs" / f"{image}_x{scale}_lr.png")
+                hr_rel, lr_rel = input_paths(Cell("synth", category, image, IMAGE_SHA, "bicubic", scale, "", ""))
+                (root / hr_rel).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(hr).save(root / hr_rel)
+                Image.fromarray(hr[::scale, ::scale]).save(root / lr_rel)
                 for j, (method, family) in enumerate(METHODS.items()):
+                    cell = Cell("synth", category, image, IMAGE_SHA, "bicubic", scale, method, f"{method}-cfg")
                     if method == "dat-x4" and scale == 2:
                         continue
                     common = {"dataset": "synth", "category": category, "image": image, "scale": scale,
@@ -70,8 +73,9 @@ def make_run(root: Path, profile: str = "quick", protocol: str = "rgb", scales: 
                     noise[10:26, 10:26] *= 1 + 2 * j  # a region where the methods differ most
                     sr = np.clip(hr + noise, 0, 255).astype(np.uint8)
                     if not (method == "dat-x4" and image == "face2"):
-                        (root / "sr" / method).mkdir(parents=True, exist_ok=True)
-                        Image.fromarray(sr).save(root / "sr" / method / f"{image}_x{scale}.png")
+                        (root / sr_path(cell)).parent.mkdir(parents=True, exist_ok=True)
+                        Image.fromarray(sr).save(root / sr_path(cell))
+                        outputs[(method, image, scale)] = sr_path(cell)
                     values = {
                         "psnr-y": 30 - 2 * math.log2(scale) + rng.normal(0, 1) + (1.5 if family == "internal" else 0),
                         "ssim-y": 0.9 - 0.02 * j + rng.normal(0, 0.01),
@@ -92,12 +96,10 @@ def make_run(root: Path, profile: str = "quick", protocol: str = "rgb", scales: 
                         curve = pd.DataFrame({"iteration": it, "loss": 0.1 * np.exp(-it / 150) + 0.01,
                                               "lr": np.where(it < 300, 1e-3, 1e-4),
                                               "rec_error": 0.05 * np.exp(-it / 200) + 0.005})
-                        (root / "curves").mkdir(exist_ok=True)
-                        curve.to_csv(root / "curves" / f"{method}__{image}__x{scale}.csv", index=False)
-    with open(root / "results.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+                        curve_file = root / curve_path(sr_path(cell))
+                        curve_file.parent.mkdir(parents=True, exist_ok=True)
+                        curve.to_csv(curve_file, index=False)
+    write_results(root / "results.csv", rows, outputs)
     run = {
         "git_revision": "abc1234", "packages": {"numpy": np.__version__, "pandas": pd.__version__},
         "device": {"type": "cpu", "name": "synthetic CPU"},
@@ -163,7 +165,7 @@ class _TableParser(HTMLParser):
 def _expected(results: Path) -> pd.DataFrame:
     """Means over images, computed here with pandas from results.csv (errors and empty values excluded)."""
     df = pd.read_csv(results, dtype={"value": str})
-    df = df[df["metric"] != "error"].copy()
+    df = df[df["metric"] != "cell"].copy()
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     df = df.dropna(subset=["value"])
     overall = df.groupby(["scale", "method", "metric"])["value"].agg(["mean", "max", "count"]).reset_index()
@@ -357,7 +359,7 @@ def test_robust_to_sparse_runs(tmp_path):
          "protocol": "rgb", "profile": "paper", "metric": "error", "value": "", "native_scale": "",
          "device": "cpu", "note": "weights missing"},
     ]
-    pd.DataFrame(rows, columns=COLUMNS).to_csv(run / "results.csv", index=False)
+    write_results(run / "results.csv", rows)
     paths = render_report(run)
     md = paths["markdown"].read_text()
     assert "weights missing" in md and "n/a" in md and "25.00" in md
@@ -383,17 +385,18 @@ def test_large_sets_get_crops_for_the_most_instructive_images(tmp_path):
     from bench.report.load import load_run
 
     run = tmp_path / "big"
-    (run / "sr" / "a").mkdir(parents=True)
-    (run / "sr" / "b").mkdir(parents=True)
-    rows = []
+    rows, outputs = [], {}
     for k in range(25):
         for method, psnr in (("a", 30.0), ("b", 30.0 + k / 10)):
             rows.append({"dataset": "d", "category": "c", "image": f"im{k:02d}", "scale": 2, "method": method,
                          "config_id": "c", "protocol": "rgb", "profile": "paper", "metric": "psnr-y",
                          "value": psnr, "native_scale": "True", "device": "cpu", "note": ""})
             img = np.full((16, 16, 3), 100 if method == "a" else 120, np.uint8)
-            Image.fromarray(img).save(run / "sr" / method / f"im{k:02d}_x2.png")
-    pd.DataFrame(rows, columns=COLUMNS).to_csv(run / "results.csv", index=False)
+            rel = sr_path(Cell("d", "c", f"im{k:02d}", IMAGE_SHA, "bicubic", 2, method, "c"))
+            (run / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(run / rel)
+            outputs[(method, f"im{k:02d}", 2)] = rel
+    write_results(run / "results.csv", rows, outputs)
     figures = render_crops(load_run(run), run / "crops", max_images=5)
     assert sorted(f.image for f in figures) == [f"im{k}" for k in range(20, 25)]
 
@@ -494,7 +497,7 @@ def test_unavailable_methods_listed_once_not_as_failures(tmp_path):
     rows += [{**base, "image": im, "method": "esrgan", "metric": "error", "value": "",
               "note": "MethodUnavailable: no source of ESRGAN_x4.pth worked"} for im in ("a", "b", "c")]
     rows += [{**base, "image": "a", "method": "lanczos", "metric": "error", "value": "", "note": "RuntimeError: boom"}]
-    pd.DataFrame(rows, columns=COLUMNS).to_csv(run / "results.csv", index=False)
+    write_results(run / "results.csv", rows)
     paths = render_report(run)
     for path in paths.values():
         section = path.read_text().split('id="failures"')[1]

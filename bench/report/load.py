@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.metrics import COST_METRICS, METRIC_TABLE
-from bench.results import END_METRIC, read_results
+from bench.results import CELL_KEY, END_METRIC, read_results
 
 FAMILY_ORDER = ["interpolation", "internal", "external"]
 TIME_METRIC = "seconds-total"
@@ -121,7 +121,8 @@ def load_run(run_dir: Path) -> RunData:
     is_end = df["metric"] == END_METRIC
     is_error = (is_end & (df["status"] != "ok")) | (~is_end & (df["status"] == "error"))
     errors = df[is_error].copy()
-    cells = df[is_end & (df["status"] == "ok")].copy()
+    cells = df[is_end & (df["status"] == "ok")].drop_duplicates(subset=CELL_KEY)  # a cell with added metrics has
+    # one end row per block
     rows = df[~is_end & ~is_error].copy()
 
     methods_info = run.get("methods", {}) or {}
