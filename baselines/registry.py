@@ -20,6 +20,8 @@ class LazyRegistry(Generic[T]):
         self._loaded: dict[str, Any] = {}
 
     def register(self, name: str, target: str | Callable[..., T]) -> None:
+        """`target`: the entry itself, "module:attribute", or "module:factory()" (called with the name on first
+        use, so that one factory serves a table of entries)."""
         if name in self._targets:
             raise ValueError(f"duplicate {self.kind} name {name!r}")
         if name != name.lower() or " " in name or "_" in name:
@@ -45,6 +47,9 @@ class LazyRegistry(Generic[T]):
             target = self._targets[name]
             if isinstance(target, str):
                 module_name, _, attr = target.partition(":")
-                target = getattr(importlib.import_module(module_name), attr)
+                if attr.endswith("()"):  # "module:factory()": a function of the name returns the entry
+                    target = getattr(importlib.import_module(module_name), attr[:-2])(name)
+                else:
+                    target = getattr(importlib.import_module(module_name), attr)
             self._loaded[name] = target
         return self._loaded[name]

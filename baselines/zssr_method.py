@@ -118,59 +118,26 @@ class _ZSSRPreset(Method):
         }
 
 
-class ZSSROriginal(_ZSSRPreset):
-    name = "zssr-original"
-    preset = "original"
+# Docstrings of the registered presets (the others are described by their ZSSRConfig preset).
+_PRESET_NOTES = {
+    "modified": "Depthwise-separable convs, 32 channels, PReLU, SGD at lr 0.1 with warm-up + cosine, no self-ensemble.",
+    "gradual": "The original network reaching the target in x2 passes (x4 = x2, x2), continuing to train the same net.",
+}
+# The ablation presets each change one thing from zssr-original on the way to zssr-modified.
+PRESETS = tuple(QUICK_OVERRIDES)
+_CLASSES: dict[str, type] = {}
 
 
-class ZSSROriginalGradual(_ZSSRPreset):
-    name = "zssr-original-gradual"
-    preset = "original-gradual"
+def preset_class(name: str) -> type[_ZSSRPreset]:
+    """The method class of a registered name "zssr-<preset>" (made once; the registry calls this lazily)."""
+    preset = name[len("zssr-"):]
+    if not name.startswith("zssr-") or preset not in QUICK_OVERRIDES:
+        raise KeyError(f"{name!r} is not a ZSSR preset; presets: {', '.join(PRESETS)}")
+    if name not in _CLASSES:
+        _CLASSES[name] = type(f"ZSSR[{preset}]", (_ZSSRPreset,),
+                              {"name": name, "preset": preset, "__doc__": _PRESET_NOTES.get(preset, ""),
+                               "__module__": __name__})
+    return _CLASSES[name]
 
 
-class ZSSRModified(_ZSSRPreset):
-    """Depthwise-separable convs, 32 channels, PReLU, SGD at lr 0.1 with warm-up + cosine, no self-ensemble."""
-    name = "zssr-modified"
-    preset = "modified"
-
-
-class ZSSRGradual(_ZSSRPreset):
-    """The original network reaching the target in x2 passes (x4 = x2, x2), continuing to train the same net."""
-    name = "zssr-gradual"
-    preset = "gradual"
-
-
-class ZSSRModifiedGradual(_ZSSRPreset):
-    name = "zssr-modified-gradual"
-    preset = "modified-gradual"
-
-
-# The ablation: each changes one thing from zssr-original on the way to zssr-modified.
-class ZSSRAblationWidth32(_ZSSRPreset):
-    name = "zssr-ablation-width32"
-    preset = "ablation-width32"
-
-
-class ZSSRAblationDepthwise(_ZSSRPreset):
-    name = "zssr-ablation-depthwise"
-    preset = "ablation-depthwise"
-
-
-class ZSSRAblationPReLU(_ZSSRPreset):
-    name = "zssr-ablation-prelu"
-    preset = "ablation-prelu"
-
-
-class ZSSRAblationLR(_ZSSRPreset):
-    name = "zssr-ablation-lr"
-    preset = "ablation-lr"
-
-
-class ZSSRAblationNoEnsemble(_ZSSRPreset):
-    name = "zssr-ablation-no-ensemble"
-    preset = "ablation-no-ensemble"
-
-
-__all__ = ["ZSSROriginal", "ZSSROriginalGradual", "ZSSRModified", "ZSSRGradual", "ZSSRModifiedGradual",
-           "ZSSRAblationWidth32", "ZSSRAblationDepthwise", "ZSSRAblationPReLU", "ZSSRAblationLR",
-           "ZSSRAblationNoEnsemble", "QUICK_OVERRIDES"]
+__all__ = ["PRESETS", "QUICK_OVERRIDES", "preset_class"]

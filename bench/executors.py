@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
-import queue
 import sys
 import time
 from dataclasses import dataclass
@@ -83,12 +82,12 @@ def _build_runner(spec: WorkerSpec) -> CellRunner:
 
 def _worker_main(spec: WorkerSpec, inbox, outbox, worker_id: int) -> None:
     runner = _build_runner(spec)
-    outbox.put(("ready", worker_id, None))
+    outbox.send(("ready", worker_id, None))
     while True:
         item = inbox.get()
         if item is None:
             return
-        outbox.put(("done", worker_id, runner.run(item)))
+        outbox.send(("done", worker_id, runner.run(item)))
 
 
 def _worker_devices(device, workers: int | None) -> list[tuple[str, int | None]]:
@@ -105,13 +104,16 @@ def _worker_devices(device, workers: int | None) -> list[tuple[str, int | None]]
 
 
 def run_local_gpus(session, todo: list[WorkItem], writer: ResultsWriter, out: Path) -> int:
+    """Each worker has its own inbox and its own result pipe: a worker that dies (even in the middle of sending)
+    can break only its own channel, never the others' (a shared queue's write lock would die with it)."""
+    from multiprocessing.connection import wait
+
     ctx = mp.get_context("spawn")
-    outbox = ctx.Queue()
     slots = _worker_devices(session.device, session.options.workers)
     pending = list(todo)
     attempts: dict[tuple, int] = {}
     in_flight: dict[int, WorkItem] = {}
-    workers: dict[int, tuple] = {}
+    workers: dict[int, tuple] = {}  # wid -> (process, inbox, result reader, slot)
     next_id = 0
 
     def start(slot):
@@ -119,9 +121,11 @@ def run_local_gpus(session, todo: list[WorkItem], writer: ResultsWriter, out: Pa
         wid, next_id = next_id, next_id + 1
         spec = WorkerSpec(session.options, slot[0], slot[1], str(out), session.id)
         inbox = ctx.Queue()
-        proc = ctx.Process(target=_worker_main, args=(spec, inbox, outbox, wid), daemon=True)
+        reader, sender = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker_main, args=(spec, inbox, sender, wid), daemon=True)
         proc.start()
-        workers[wid] = (proc, inbox, slot)
+        sender.close()  # the worker holds the only writing end: EOF here when it dies
+        workers[wid] = (proc, inbox, reader, slot)
 
     def hand_out(wid):
         if pending:
@@ -133,24 +137,35 @@ def run_local_gpus(session, todo: list[WorkItem], writer: ResultsWriter, out: Pa
     for slot in slots:
         start(slot)
     remaining, idle_deaths = len(todo), 0
+
+    def receive(reader) -> bool:
+        """Handle one message from a worker; False at the end of its pipe (it exited)."""
+        nonlocal remaining
+        try:
+            kind, wid, rows = reader.recv()
+        except (EOFError, OSError):
+            return False
+        if kind == "ready":
+            hand_out(wid)
+        elif kind == "done":
+            in_flight.pop(wid, None)
+            writer.append(rows)
+            remaining -= 1
+            bar.update(1)
+            hand_out(wid)
+        return True
+
     with _progress_bar(len(todo), f"{session.dataset.name} ({len(slots)} workers)") as bar:
         while remaining:
-            try:
-                kind, wid, rows = outbox.get(timeout=1.0)
-            except queue.Empty:
-                kind = None
-            if kind == "ready":
-                hand_out(wid)
-            elif kind == "done":
-                in_flight.pop(wid, None)
-                writer.append(rows)
-                remaining -= 1
-                bar.update(1)
-                hand_out(wid)
-            for wid, (proc, inbox, slot) in list(workers.items()):
+            for reader in wait([w[2] for w in workers.values()], timeout=1.0):
+                receive(reader)
+            for wid, (proc, inbox, reader, slot) in list(workers.items()):
                 if proc.is_alive():
                     continue
+                while reader.poll() and receive(reader):  # what it sent before it exited
+                    pass
                 del workers[wid]
+                reader.close()
                 lost = in_flight.pop(wid, None)
                 if lost is None:
                     idle_deaths += 1
@@ -168,9 +183,9 @@ def run_local_gpus(session, todo: list[WorkItem], writer: ResultsWriter, out: Pa
                     start(slot)
             if not workers and remaining:
                 raise RuntimeError("all workers exited before the plan finished")
-    for proc, inbox, _ in workers.values():
+    for proc, inbox, _, _ in workers.values():
         inbox.put(None)
-    for proc, _, _ in workers.values():
+    for proc, _, _, _ in workers.values():
         proc.join(timeout=30)
     return len(todo)
 

@@ -9,9 +9,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.executors import run_items
 from bench.options import DEFAULT_METHODS, NOT_IN_IDENTITY, RunOptions  # noqa: F401 (DEFAULT_METHODS re-exported)
 from bench.plan import make_plan, pending_work
-from bench.results import (END_METRIC, ResultsWriter, cell_states, exclusive, read_results)
+from bench.results import END_METRIC, ResultsWriter, cell_states, exclusive, read_results
+from bench.runinfo import write_run_json
 from bench.session import build_session, check_out_folder, default_out
 
 log = logging.getLogger("bench")
@@ -57,9 +59,6 @@ def run(options: RunOptions, render: bool = True) -> RunSummary:
 
 
 def _run_locked(session, out: Path, render: bool, notices: list[str]) -> RunSummary:
-    from bench.executors import run_items
-    from bench.runinfo import write_run_json
-
     options = session.options
     results_path = out / "results.csv"
     if not options.resume:

@@ -38,7 +38,8 @@ def test_metrics_reject_float_sr():
 def test_niqe_small_image_is_nan_not_failure():
     rng = np.random.default_rng(0)
     small = rng.integers(0, 256, (100, 100, 3), dtype=np.uint8)
-    assert np.isnan(compute(["niqe"], small, small, border=2)["niqe"])
+    result = compute(["niqe"], small, small, border=2)["niqe"]
+    assert np.isnan(result.value) and result.status == "n/a" and "96x96" in result.note
 
 
 def test_lpips_alex_calibration(reference_root):
@@ -47,6 +48,6 @@ def test_lpips_alex_calibration(reference_root):
     rows = {r["metric"]: r for r in csv.DictReader(open(root / "official_values.csv"))}
     for pair in ("I03", "I04", "I06", "I08", "I19"):
         ref, dist = load_image(root / "ref" / f"{pair}.png"), load_image(root / "dist" / f"{pair}.png")
-        value = compute(["lpips-alex"], dist, ref, border=0)["lpips-alex"]
+        value = compute(["lpips-alex"], dist, ref, border=0)["lpips-alex"].value
         assert value == pytest.approx(float(rows["lpips_alex_v0.1"][pair]), abs=5e-5), pair
         assert psnr_rgb(dist, ref, 0) == pytest.approx(float(rows["psnr_rgb"][pair]), abs=0.005), pair

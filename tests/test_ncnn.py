@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import ncnn
+from baselines.weights import ncnn
 from baselines import weights as store
 
 SET5 = "set5/HR/baby.png"

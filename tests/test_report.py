@@ -1,7 +1,6 @@
 """bench.report: rendering report.md and index.html from a synthetic run folder (fast, CPU, tmp_path only)."""
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os

@@ -3,7 +3,6 @@ gave wrong, doubled or stale numbers with exit code 0 before."""
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -355,3 +354,19 @@ def test_installed_copy_runs_from_any_directory(tmp_path):
     assert (elsewhere / "reports" / "imgs" / "quick-rgb" / "results.csv").is_file()
     assert (elsewhere / "reports" / "imgs" / "quick-rgb" / "index.html").is_file()
     assert not (target / "reports").exists()
+
+
+def test_method_tables_and_registry_agree():
+    """The pretrained baselines and the ZSSR presets are tables; the registry names exactly their entries."""
+    from baselines.methods import METHODS, PRETRAINED_NAMES, ZSSR_PRESETS, create_method
+    from baselines.pretrained import PRETRAINED
+    from baselines.zssr_method import QUICK_OVERRIDES
+
+    assert set(PRETRAINED) == set(PRETRAINED_NAMES) and set(QUICK_OVERRIDES) == set(ZSSR_PRESETS)
+    for name in PRETRAINED_NAMES:
+        method = create_method(name)
+        assert method.name == name and method.info is PRETRAINED[name].info
+        assert method.weights == PRETRAINED[name].weights and METHODS.resolve(name) is type(method)
+    for preset in ZSSR_PRESETS:
+        method = create_method(f"zssr-{preset}", profile="quick")
+        assert method.preset == preset and method.cfg.max_iters == QUICK_OVERRIDES[preset]["max_iters"]
