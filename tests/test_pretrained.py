@@ -121,7 +121,7 @@ def test_non_native_scale_resizes_native_output(monkeypatch, compact):
     """An x4 network asked for x2: x4 output then MATLAB bicubic by 1/2, so the output has the x2 size."""
     from baselines import pretrained
 
-    method = pretrained.RealESRAnimeVideoV3()
+    method = pretrained.method_class("realesr-animevideov3")()
     method.models = {4: compact}
     x = _image(20, 18)
     out = method.upscale(x, 2)

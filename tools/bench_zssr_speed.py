@@ -45,7 +45,9 @@ def sync(device: torch.device) -> None:
 def load_set5(name: str, scale: int) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
 
-    root = os.environ.get("ZSSR_BENCH_DATA")
+    from baselines.settings import data_root
+
+    root = data_root()
     if not root:
         raise SystemExit("set ZSSR_BENCH_DATA to the datasets folder (e.g. ../shared/datasets)")
     path = Path(root) / "set5" / "HR" / f"{name}.png"

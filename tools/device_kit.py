@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -72,7 +71,9 @@ def compact_weights(dest: Path) -> None:
 
 
 def copy_datasets(dest: Path) -> None:
-    root = os.environ.get("ZSSR_BENCH_DATA", "").strip()
+    from baselines.settings import data_root
+
+    root = data_root()
     if not root:
         raise SystemExit("set ZSSR_BENCH_DATA to the datasets folder (e.g. ../shared/datasets)")
     for name in DATASETS:

@@ -10,7 +10,6 @@ Also prints Laplacian sharpness (mean |Laplacian| of Y) next to the metrics.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -69,7 +68,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from bench.metrics import psnr_y, ssim_y
 
-    data = Path(os.environ.get("ZSSR_BENCH_DATA", "../shared/datasets")) / "set5" / "HR"
+    from baselines.settings import data_root
+
+    data = (data_root() or Path("../shared/datasets")) / "set5" / "HR"
     files = sorted(data.glob("*.png"))
     if args.images:
         files = [f for f in files if f.stem in args.images.split(",")]
