@@ -97,8 +97,9 @@ def _header(data: RunData, metric: str) -> str:
     unit = data.unit(metric)
     if metric == TIME_METRIC:
         return f"s / image {arrow(data, metric)}"
-    if metric == MEMORY_METRIC:
-        return f"peak {unit or 'MiB'} {arrow(data, metric)}"
+    if metric == MEMORY_METRIC:  # on the CPU the process's resident set (it includes the process's baseline)
+        what = "peak RSS" if (data.run.get("device") or {}).get("type") == "cpu" else "peak"
+        return f"{what} {unit or 'MiB'} {arrow(data, metric)}"
     return f"{metric} {arrow(data, metric)}" + (f" ({unit})" if unit else "")
 
 
