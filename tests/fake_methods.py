@@ -62,6 +62,18 @@ class DieOnce(Nearest):
         return super().upscale(lr, scale)
 
 
+class Slow(Nearest):
+    """Nearest, 0.4 s per cell: long enough to kill a run, or to start a second one, in the middle."""
+
+    name = "test-slow"
+
+    def upscale(self, lr, scale):
+        import time
+
+        time.sleep(0.4)
+        return super().upscale(lr, scale)
+
+
 class PrecisionSpy(Nearest):
     """A "network" method that resolves its precision like the real ones and records what it ran at."""
 
@@ -82,8 +94,13 @@ class PrecisionSpy(Nearest):
         return {"precision": self.precision}
 
 
+# `python -c CLI_CODE run ...`: the command line with these methods registered (tests of whole processes)
+CLI_CODE = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_methods.register()\n"
+            "from bench.cli import main; sys.exit(main(sys.argv[1:]))" % str(__import__("pathlib").Path(__file__).parent))
+
+
 def register() -> None:
-    for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce, PrecisionSpy):
+    for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce, Slow, PrecisionSpy):
         if cls.name not in METHODS:
             METHODS.register(cls.name, cls)
 

@@ -16,7 +16,6 @@ from bench.runner import RunOptions, run
 
 fake_methods.register()
 REPO = Path(__file__).resolve().parent.parent
-TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture()
@@ -44,11 +43,9 @@ def _metric_rows(df):
     return df[df.metric != END_METRIC]
 
 
-def _cli(args, code_prefix="", **kw):
-    code = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_methods.register();" % str(TESTS)
-            + code_prefix + "\nfrom bench.cli import main; sys.exit(main(sys.argv[1:]))")
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=kw.pop("cwd", REPO),
-                          timeout=kw.pop("timeout", 300), **kw)
+def _cli(args, **kw):
+    return subprocess.run([sys.executable, "-c", fake_methods.CLI_CODE, *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=300, **kw)
 
 
 def test_interrupt_and_resume_exactly_once(folder, tmp_path):
@@ -119,15 +116,10 @@ def test_cli_exit_code_and_summary(folder, tmp_path):
 def test_killed_process_resumes_without_duplicates(folder, tmp_path):
     """SIGKILL in the middle of a run: the results file stays readable and the resumed run completes it."""
     out = tmp_path / "killed"
-    slow = ("import time, torch.nn.functional as F\n"
-            "def slow(self, lr, scale):\n    time.sleep(0.4); return F.interpolate(lr, scale_factor=scale, mode='nearest')\n"
-            "fake_methods.Nearest.upscale = slow")
-    args = ["run", "--dataset", str(folder), "--methods", "test-nearest", "--scales", "2,3", "--device", "cpu",
+    args = ["run", "--dataset", str(folder), "--methods", "test-slow", "--scales", "2,3", "--device", "cpu",
             "--out", str(out), "--metrics", "psnr-y", "--no-report"]
-    code = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_methods.register();\n" % str(TESTS)
-            + slow + "\nfrom bench.cli import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-c", fake_methods.CLI_CODE, *args], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
         df = read_results(out / "results.csv") if (out / "results.csv").exists() else None
@@ -138,7 +130,7 @@ def test_killed_process_resumes_without_duplicates(folder, tmp_path):
     proc.wait()
     done_before = len(_ends(read_results(out / "results.csv")))
     assert 3 <= done_before < 10
-    proc = _cli(args, code_prefix="\n" + slow)
+    proc = _cli(args)
     assert proc.returncode == 0, proc.stderr
     assert f"({done_before} already done, {10 - done_before} run)" in proc.stdout
     df = read_results(out / "results.csv")

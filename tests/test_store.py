@@ -38,11 +38,9 @@ def _ends(df):
     return df[df.metric == END_METRIC]
 
 
-def _cli(args, prefix="", cwd=REPO, env=None, timeout=300):
-    code = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_methods.register()\n" % str(TESTS)
-            + prefix + "\nfrom bench.cli import main; sys.exit(main(sys.argv[1:]))")
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=timeout)
+def _cli(args):
+    return subprocess.run([sys.executable, "-c", fake_methods.CLI_CODE, *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
 
 
 def _calls() -> int:
@@ -109,14 +107,9 @@ def test_duplicate_scales_and_methods_collapse(tmp_path):
 # 5. one writer per output folder
 def test_two_concurrent_runs_give_each_cell_once(tmp_path):
     data, out = _images(tmp_path / "d", n=4), tmp_path / "out"
-    slow = ("import time, torch.nn.functional as F\n"
-            "def slow(self, lr, scale):\n    time.sleep(0.3); return F.interpolate(lr, scale_factor=scale)\n"
-            "fake_methods.Nearest.upscale = slow")
-    args = ["run", "--dataset", str(data), "--methods", "test-nearest", "--scales", "2,3", "--device", "cpu",
+    args = ["run", "--dataset", str(data), "--methods", "test-slow", "--scales", "2,3", "--device", "cpu",
             "--out", str(out), "--metrics", "psnr-y", "--no-report"]
-    code = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_methods.register()\n" % str(TESTS)
-            + slow + "\nfrom bench.cli import main; sys.exit(main(sys.argv[1:]))")
-    procs = [subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", fake_methods.CLI_CODE, *args], cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
