@@ -20,11 +20,12 @@ PROTOCOL ?= rgb
 PROFILE ?= auto
 DEVICE ?= auto
 PRECISION ?= auto
+DEGRADATION ?= bicubic
 EXECUTOR ?= local
 WORKERS ?=
 OUT ?=
 RESUME ?= 1
-BENCH_ARGS = --dataset '$(DATASET)' --protocol $(PROTOCOL) --profile $(PROFILE) --device $(DEVICE) --precision $(PRECISION) \
+BENCH_ARGS = --dataset '$(DATASET)' --protocol $(PROTOCOL) --profile $(PROFILE) --device $(DEVICE) --precision $(PRECISION) --degradation '$(DEGRADATION)' \
 	--executor $(EXECUTOR) $(if $(METHODS),--methods '$(METHODS)') $(if $(SCALES),--scales '$(SCALES)') \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(TIME_BUDGET),--time-budget $(TIME_BUDGET)) $(if $(OUT),--out '$(OUT)') $(if $(filter 0,$(RESUME)),--no-resume)
 

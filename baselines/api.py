@@ -39,6 +39,9 @@ class Method:
     version: str = "1"
     info: MethodInfo = MethodInfo(family="interpolation", training_data="none", degradation="none")
     scales: tuple[int, ...] | None = None  # None: any integer scale >= 2
+    # What a non-blind method is told of each cell's true degradation ("kernel", "noise"), through
+    # set_degradation() before every upscale; blind methods (the default) see the LR image only.
+    told: tuple[str, ...] = ()
 
     def __init__(self, profile: str = "paper", precision: str = "auto") -> None:
         # "paper": the published configuration; "quick": a cheaper one for CPUs (labelled as such in reports)
@@ -82,6 +85,10 @@ class Method:
         """The full configuration after prepare(), written to run.json and hashed into each cell's identity (must
         be JSON-serialisable; weight files by their verified content checksum)."""
         return {}
+
+    def set_degradation(self, kernel=None, noise=None) -> None:
+        """For methods with `told`: the cell's true blur kernel (None: bicubic) and noise sigma in grey levels
+        (None: no noise)."""
 
     def set_seed(self, seed: int) -> None:
         """Called before every cell so that a cell's result does not depend on what ran before."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from bench.images import load_image, save_image
 from bench.plan import WorkItem
-from bench.results import END_METRIC, UNAVAILABLE_PREFIX, Cell, curve_path, input_paths, sr_path
+from bench.results import END_METRIC, UNAVAILABLE_PREFIX, Cell, curve_path, input_paths, kernel_path, sr_path
 
 log = logging.getLogger("bench")
 
@@ -77,13 +77,14 @@ class CellRunner:
                 self._ready[name] = exc
         return self._ready[name]
 
-    def pair(self, item: WorkItem) -> tuple[np.ndarray, np.ndarray]:
+    def pair(self, item: WorkItem):
+        """(HR, LR, what the degradation drew) for a work item."""
         image, dataset = item.image, self.session.dataset
         if image.name not in self._hr:
             self._hr = {image.name: dataset.load(image)}  # one image at a time: cells are image-major
-        return self.session.degradation.make_pair(self._hr[image.name], item.cell.scale,
-                                                  name=f"{dataset.name}/{image.file}",
-                                                  y_only=self.session.options.protocol == "y-only")
+        return self.session.degradation(item.cell.degradation).make_pair(
+            self._hr[image.name], item.cell.scale, name=f"{dataset.name}/{image.file}",
+            y_only=self.session.options.protocol == "y-only", image_id=image.content_id)
 
     def run(self, item: WorkItem) -> list[dict]:
         """The block of rows for one work item; a failure becomes the cell's error row (the run goes on)."""
@@ -104,8 +105,9 @@ class CellRunner:
         load_seconds = self._setup(cell.method)
         if isinstance(load_seconds, Exception):
             return error_block(item, session, load_seconds)
-        hr, lr = self.pair(item)
+        hr, lr, drawn = self.pair(item)
         method.set_seed(cell_seed(session.options.seed, cell))
+        tell(method, drawn)
         method.last_stats = {}
         times: dict[str, float] = {}
         lr_t = image_to_tensor(lr, session.device)
@@ -126,7 +128,7 @@ class CellRunner:
             costs["memory-baseline-mb"] = mem.baseline_mb
         if "iterations" in method.last_stats:
             costs["iterations"] = float(method.last_stats["iterations"])
-        output = self._save_side_files(cell, hr, lr, sr, method.last_stats.get("curve"))
+        output = self._save_side_files(cell, hr, lr, sr, method.last_stats.get("curve"), drawn.kernel)
         native = str(method.native_scale(cell.scale))
         device = device_name(session.device)
         rows = self._metric_rows(cell, item.metrics, sr, hr, native, device)
@@ -136,7 +138,7 @@ class CellRunner:
     def _metrics_only(self, item: WorkItem) -> list[dict]:
         """Metrics a finished cell lacks, from its saved SR output (the method is not run again)."""
         cell = item.cell
-        hr, _ = self.pair(item)
+        hr, _, _ = self.pair(item)
         sr = load_image(self.out / item.output)
         if sr.shape != hr.shape:
             raise RuntimeError(f"{item.output}: saved SR output is {sr.shape}, the HR image {hr.shape}")
@@ -158,9 +160,17 @@ class CellRunner:
                         value=value, status=status, native_scale=native, device=device, session=self.session.id,
                         output="", note=note)
 
-    def _save_side_files(self, cell: Cell, hr, lr, sr, curve) -> str:
-        """The SR output, the inputs and the training curve; returns the SR output's path ("" when not saved)."""
+    def _save_side_files(self, cell: Cell, hr, lr, sr, curve, kernel) -> str:
+        """The SR output, the inputs, the true kernel and the training curve; returns the SR output's path ("" when
+        not saved)."""
         output = ""
+        if kernel is not None:  # the drawn (or given) kernel, for audit and reuse (ZSSR's .mat format)
+            from scipy.io import savemat
+
+            path = self.out / kernel_path(cell)
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                savemat(path, {"Kernel": kernel})
         if self.session.options.save_images:
             output = sr_path(cell)
             save_image(self.out / output, sr)
@@ -174,6 +184,14 @@ class CellRunner:
             path.parent.mkdir(parents=True, exist_ok=True)
             pd.DataFrame(curve).to_csv(path, index=False)
         return output
+
+
+def tell(method, drawn) -> None:
+    """Give a non-blind method what it asks for (`told`) of the degradation's truth; blind methods get nothing."""
+    told = tuple(getattr(method, "told", ()) or ())
+    if told:
+        known = {"kernel": drawn.kernel, "noise": drawn.noise_sigma}
+        method.set_degradation(**{k: known.get(k) for k in told})
 
 
 @contextmanager

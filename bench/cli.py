@@ -40,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--metrics", type=_csv, default=("psnr-y", "ssim-y", "psnr-rgb", "lpips-alex"),
                      help="comma-separated quality metrics; added to a finished folder, only they are computed")
-    run.add_argument("--kernel", default=None, help="a .mat blur kernel (variable `Kernel`) replacing bicubic downscaling")
+    run.add_argument("--degradation", type=_csv, default=("bicubic",),
+                     help="comma-separated degradations, each steps joined with + (bicubic, aniso-gaussian, "
+                          "kernel:<file.mat>, noise[:sigma], jpeg[:quality]); the plan runs once per degradation")
+    run.add_argument("--kernel", default=None, help="a .mat blur kernel (variable `Kernel`): the degradation "
+                     "kernel:<file>, replacing bicubic")
     run.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                      help="start no cell after this many seconds (local executor); the same command resumes")
     run.add_argument("--no-images", action="store_true", help="do not save SR outputs (reports then have no crops)")
@@ -63,7 +67,7 @@ def cmd_run(args) -> int:
     options = RunOptions(dataset=args.dataset, methods=args.methods, scales=args.scales, protocol=args.protocol,
                          profile=args.profile, device=args.device, out=args.out, resume=not args.no_resume,
                          seed=args.seed, metrics=args.metrics, executor=args.executor, workers=args.workers,
-                         save_images=not args.no_images, kernel=args.kernel,
+                         save_images=not args.no_images, kernel=args.kernel, degradations=args.degradation,
                          precision=args.precision, time_budget=args.time_budget, wait=not args.no_wait)
     summary = run(options, render=not args.no_report)
     for line in summary.notices:

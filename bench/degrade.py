@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -67,47 +65,10 @@ def make_pair(hr: np.ndarray, scale: int, name: str = "image", kernel: np.ndarra
     return hr, lr
 
 
-@dataclass(frozen=True)
-class Degradation:
-    """How LR images are made from HR ones. `id` is part of a cell's identity: a different kernel is a different
-    cell, whatever its file is called."""
-
-    id: str  # "bicubic", or "kernel-<sha256 of the kernel's values, 12 digits>"
-    description: str
-    kernel: np.ndarray | None = field(default=None, compare=False, repr=False)
-    source: str = ""  # the kernel file, for run.json
-
-    def make_pair(self, hr: np.ndarray, scale: int, name: str, y_only: bool) -> tuple[np.ndarray, np.ndarray]:
-        return make_pair(hr, scale, name=name, kernel=self.kernel, y_only=y_only)
-
-
-BICUBIC = Degradation("bicubic", "MATLAB bicubic downscaling (antialiased)")
-
-
 def kernel_digest(kernel: np.ndarray) -> str:
     arr = np.ascontiguousarray(kernel, dtype=np.float64)
     return hashlib.sha256(f"{arr.shape}".encode() + arr.tobytes()).hexdigest()
 
-
-def load_degradation(kernel_path: str | None) -> Degradation:
-    """Bicubic, or the blur kernel of a MATLAB file; a missing or malformed file is an error naming it."""
-    if not kernel_path:
-        return BICUBIC
-    from zssr.kernels import load_kernel
-
-    path = Path(kernel_path).expanduser()
-    try:
-        kernel = load_kernel(path)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        raise ValueError(f"--kernel {kernel_path}: {exc.args[0] if exc.args else exc}; give a .mat file holding a "
-                         "2-D matrix named 'Kernel'") from exc
-    except Exception as exc:  # scipy's loadmat on a file that is not a MATLAB file
-        raise ValueError(f"--kernel {kernel_path}: not a readable MATLAB file ({type(exc).__name__}: {exc})") from exc
-    if not np.isfinite(kernel).all() or kernel.sum() <= 0:
-        raise ValueError(f"--kernel {kernel_path}: the kernel must be finite with a positive sum")
-    return Degradation(f"kernel-{kernel_digest(kernel)[:12]}", f"blur kernel {path.name} "
-                       f"({kernel.shape[0]}x{kernel.shape[1]}) and subsampling, instead of bicubic",
-                       kernel=kernel, source=str(path.resolve()))
 
 
 PROTOCOL_TEXT = {

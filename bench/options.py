@@ -33,15 +33,22 @@ class RunOptions:
     executor: str = "local"
     workers: int | None = None
     save_images: bool = True
-    kernel: str | None = None  # a .mat blur kernel replacing bicubic as the degradation
+    degradations: tuple[str, ...] = ("bicubic",)  # bench.degradations specs; the plan runs once per degradation
+    kernel: str | None = None  # a .mat blur kernel: shorthand for the degradation kernel:<file> (replaces bicubic)
     precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16" (CUDA) for every network (zssr.precision)
     time_budget: float | None = None  # seconds: no cell starts after this long (local executor); resume continues
     wait: bool = True  # another run holds the output folder: wait for it (False: stop with a message)
 
     def __post_init__(self) -> None:
         # a request naming a scale, method or metric twice means it once
-        for name in ("methods", "scales", "metrics"):
+        for name in ("methods", "scales", "metrics", "degradations"):
             object.__setattr__(self, name, tuple(dict.fromkeys(getattr(self, name))))
+
+    def degradation_specs(self) -> tuple[str, ...]:
+        specs = list(self.degradations) or ["bicubic"]
+        if self.kernel:
+            specs = [f"kernel:{self.kernel}"] + [s for s in specs if s != "bicubic"]
+        return tuple(dict.fromkeys(specs))
 
     def replace(self, **changes) -> "RunOptions":
         return replace(self, **changes)

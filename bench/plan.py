@@ -21,15 +21,16 @@ class WorkItem:
 
 
 def make_plan(session) -> list[WorkItem]:
-    """Image-major order, so each image is loaded once; unsupported (method, scale) pairs are left out."""
+    """Image-major order (then degradation, scale, method), so each image is loaded once; unsupported (method, scale) pairs are left out."""
     plan = []
     for image in session.dataset.images:
-        for scale in session.scales:
-            for name, method in session.methods.items():
-                if method.supports(scale):
-                    cell = Cell(session.dataset.name, image.category, image.name, image.content_id,
-                                session.degradation.id, int(scale), name, session.config_ids[name])
-                    plan.append(WorkItem(cell, image, "run", session.metrics))
+        for degradation in session.degradations:
+            for scale in session.scales:
+                for name, method in session.methods.items():
+                    if method.supports(scale):
+                        cell = Cell(session.dataset.name, image.category, image.name, image.content_id,
+                                    degradation.id, int(scale), name, session.config_ids[name])
+                        plan.append(WorkItem(cell, image, "run", session.metrics))
     return plan
 
 

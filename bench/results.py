@@ -85,6 +85,11 @@ def input_paths(cell: Cell) -> tuple[str, str]:
     return f"{stem}_hr.png", f"{stem}_lr.png"
 
 
+def kernel_path(cell: Cell) -> str:
+    """The true blur kernel an image got at a scale (aniso-gaussian draws one per image and scale)."""
+    return f"kernels/{cell.degradation}/{cell_stem(cell)}.mat"
+
+
 def curve_path(sr_rel: str) -> str:
     return "curves/" + sr_rel[len("sr/"):-len(".png")] + ".csv"
 

@@ -52,7 +52,7 @@ def write_run_json(out: Path, session, finished: bool, timing: dict | None = Non
         previous = json.loads(path.read_text()) if path.exists() else {}
     except ValueError:
         previous = {}
-    degradation = session.degradation
+    degradations = session.degradations
     info = {
         "git_revision": git_revision(),
         "packages": package_versions(),
@@ -60,12 +60,14 @@ def write_run_json(out: Path, session, finished: bool, timing: dict | None = Non
         "dataset": {"name": dataset.name, "version": dataset.version, "n_images": len(dataset.images),
                     "categories": dataset.categories, "source": dataset.source, "licence": dataset.licence,
                     "skipped_files": list(dataset.skipped)},
-        "degradation": {"id": degradation.id, "description": degradation.description, "source": degradation.source,
-                        "methods_told": "nothing: every method sees the LR image only (blind)"},
+        "degradations": [{"id": d.id, "spec": d.spec, "description": d.description} for d in degradations],
+        # who saw what: blind methods the LR image only; non-blind ones also the parts of the truth they ask for
+        "methods_told": {n: (f"the LR image and the degradation's true {' and '.join(m.told)} (non-blind)"
+                             if getattr(m, "told", ()) else "the LR image only (blind)") for n, m in methods.items()},
         "profile": session.profile,
         "protocol": options.protocol,
         "protocol_text": PROTOCOL_TEXT[options.protocol]
-        + (f" Degradation: {degradation.description}." if degradation.id != "bicubic" else ""),
+        + "".join(f" Degradation {d.id}: {d.description}." for d in degradations if d.id != "bicubic"),
         "seed": options.seed,
         "scales": list(session.scales),
         "metrics_requested": list(session.metrics),

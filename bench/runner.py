@@ -75,8 +75,9 @@ def _run_locked(session, out: Path, render: bool, notices: list[str]) -> RunSumm
     writer.drop_cells(pending.retry)
     for line in notices:
         log.warning(line)
-    log.info("%s: %d cells, %d already done, %d to run on %s (profile %s, degradation %s)", session.dataset.name,
-             len(plan), pending.n_done, len(pending.todo), session.device, session.profile, session.degradation.id)
+    log.info("%s: %d cells, %d already done, %d to run on %s (profile %s, degradations %s)", session.dataset.name,
+             len(plan), pending.n_done, len(pending.todo), session.device, session.profile,
+             ", ".join(d.id for d in session.degradations))
     write_run_json(out, session, finished=False)
 
     start = time.perf_counter()

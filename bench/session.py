@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from bench import datasets as ds
-from bench.degrade import Degradation, load_degradation
+from bench.degradations import Degradation, parse
 from bench.metrics import check_metric_names
 from bench.options import DEFAULT_METHODS, RunOptions
 
@@ -27,13 +27,16 @@ class Session:
     device: torch.device
     profile: str
     dataset: ds.Dataset
-    degradation: Degradation
+    degradations: tuple[Degradation, ...]
     scales: tuple[int, ...]
     metrics: tuple[str, ...]
     methods: dict  # name -> Method, precision chosen and prepared
     config_ids: dict[str, str]
     explicit: frozenset[str]  # methods the user named (their being unavailable fails the run)
     id: str = field(default_factory=lambda: f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+
+    def degradation(self, degradation_id: str) -> Degradation:
+        return next(d for d in self.degradations if d.id == degradation_id)
 
 
 def config_id(name: str, method, profile: str, protocol: str, seed: int) -> str:
@@ -85,7 +88,9 @@ def build_session(options: RunOptions, device: str | None = None, threads: int |
     load_plugins()
     _check_options(options)
     metrics = check_metric_names(options.metrics)
-    degradation = load_degradation(options.kernel)
+    degradations = tuple(parse(spec) for spec in options.degradation_specs())
+    if len({d.id for d in degradations}) != len(degradations):
+        raise ValueError("two of the degradations asked for are the same degradation")
     configure_threads(threads)
     dev = select_device(device or options.device)
     profile = resolve_profile(options.profile, dev)
@@ -97,7 +102,7 @@ def build_session(options: RunOptions, device: str | None = None, threads: int |
     methods = {name: _create(name, profile, options.precision, dev, explicit=name in explicit) for name in names}
     ids = {n: config_id(n, m, profile, options.protocol, options.seed) for n, m in methods.items()}
     extra = {"id": session_id} if session_id else {}
-    return Session(options=options, device=dev, profile=profile, dataset=dataset, degradation=degradation,
+    return Session(options=options, device=dev, profile=profile, dataset=dataset, degradations=degradations,
                    scales=scales, metrics=metrics, methods=methods, config_ids=ids, explicit=explicit, **extra)
 
 

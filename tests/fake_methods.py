@@ -74,6 +74,17 @@ class Slow(Nearest):
         return super().upscale(lr, scale)
 
 
+class ToldSpy(Nearest):
+    """A non-blind method: records what the harness tells it of each cell's degradation."""
+
+    name = "test-told"
+    told = ("kernel", "noise")
+    RECEIVED: list[tuple] = []
+
+    def set_degradation(self, kernel=None, noise=None):
+        ToldSpy.RECEIVED.append((kernel, noise))
+
+
 class PrecisionSpy(Nearest):
     """A "network" method that resolves its precision like the real ones and records what it ran at."""
 
@@ -100,7 +111,7 @@ CLI_CODE = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_metho
 
 
 def register() -> None:
-    for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce, Slow, PrecisionSpy):
+    for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce, Slow, ToldSpy, PrecisionSpy):
         if cls.name not in METHODS:
             METHODS.register(cls.name, cls)
 

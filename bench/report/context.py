@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report import crops as crops_mod
+from bench.report import findings as findings_mod
 from bench.report import plots
 from bench.metrics import COST_METRICS
 from bench.report.load import RunData
@@ -66,6 +67,8 @@ def build_context(data: RunData) -> dict:
                                                    f"{title}: per-category means (95% CI)"), root),
             "paired": _rel(plots.paired(data, df, PAIRED_METRICS, fig_dir / f"paired_{key}.png",
                                         f"{title}: per-image differences, internal − external"), root),
+            "heatmap": _rel(plots.gain_heatmap(data, df, fig_dir / f"gain_{key}.png",
+                                               f"{title}: PSNR-Y gain over bicubic per category"), root),
         }
         paired_rows = [{
             "internal": p.internal, "external": p.external, "metric": p.metric, "n": p.n,
@@ -86,6 +89,7 @@ def build_context(data: RunData) -> dict:
     pd.DataFrame(summary_records, columns=["dataset", "degradation", "scale", "category", "method", "metric", "statistic", "n",
                                            "mean", "ci95"]).to_csv(root / "summary.csv", index=False)
 
+    found = findings_mod.findings(data)
     curves = [{"method": m, "scale": s, "path": _rel(p, root)} for m, s, p in plots.training_curves(data, fig_dir)]
 
     errors = data.errors
@@ -108,6 +112,7 @@ def build_context(data: RunData) -> dict:
         config = entry.get("config", {})
         methods.append({
             "name": m, "family": data.family(m), "precision": entry.get("precision") or "n/a",
+            "told": (run.get("methods_told") or {}).get(data.variants.get(m, m), "—"),
             "training_data": info.get("training_data") or "—", "degradation": info.get("degradation") or "—",
             "licence": info.get("licence") or "—", "parameters": _fmt_params(info.get("parameters")),
             "paper": info.get("paper") or "—", "notes": info.get("notes") or "",
@@ -147,6 +152,11 @@ def build_context(data: RunData) -> dict:
         "finished": run.get("finished") or "—",
         "command": run.get("command") or "",
         "sections": sections,
+        "findings": findings_mod.as_records(found),
+        "headline": findings_mod.headline(found),
+        "heatmaps": [{"title": sec["title"], "path": sec["figures"]["heatmap"]} for sec in sections
+                     if sec["figures"]["heatmap"]],
+        "methods_told": run.get("methods_told") or {},
         "curves": curves,
         "failures": failures,
         "unavailable": list(unavailable.values()),

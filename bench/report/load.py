@@ -42,7 +42,8 @@ class RunData:
     families: dict[str, str]
     metric_specs: dict[str, dict]
     quality_metrics: list[str]  # quality metrics present in the rows, in spec order
-    non_native: pd.DataFrame = field(default_factory=pd.DataFrame)  # (dataset, method, scale, n) at a non-native scale
+    non_native: pd.DataFrame = field(default_factory=pd.DataFrame)
+    variants: dict[str, str] = field(default_factory=dict)  # label of a configuration variant -> its method  # (dataset, method, scale, n) at a non-native scale
 
     @property
     def profile(self) -> str:
@@ -153,4 +154,4 @@ def load_run(run_dir: Path) -> RunData:
             non_native = (nn.groupby(["dataset", "method", "scale"])["image"].nunique()
                           .reset_index(name="n"))
     return RunData(run_dir=run_dir, run=run, rows=rows, errors=errors, cells=cells, methods=methods, families=families,
-                   metric_specs=specs, quality_metrics=quality, non_native=non_native)
+                   metric_specs=specs, quality_metrics=quality, non_native=non_native, variants=variants)

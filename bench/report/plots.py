@@ -80,14 +80,48 @@ def tradeoff(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Path | N
                 continue
             ax.errorbar([t], [q], yerr=[qci] if np.isfinite(qci) else None, fmt=style[m]["marker"],
                         color=style[m]["color"], capsize=3, label=m, markersize=7)
-            ax.annotate(m, (t, q), textcoords="offset points", xytext=(5, 4), fontsize=8)
         ax.set_xscale("log")
         _plain_log(ax.xaxis)
         ax.set_xlabel("mean seconds per image (log)")
         arrow = "↑ better" if data.higher_is_better(metric) else "↓ better"
         ax.set_ylabel(f"{metric} ({arrow})")
         ax.grid(True, alpha=0.3)
+    # one legend under the panels instead of a label beside each point: labels of methods with similar time and
+    # quality overlapped
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    ncol = min(4, max(1, len(labels)))
     fig.suptitle(title + "  (grey: interpolation, red: internal, blue: external)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06 + 0.045 * math.ceil(len(labels) / ncol), 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    return _save(fig, out)
+
+
+def gain_heatmap(data: RunData, df: pd.DataFrame, out: Path, title: str, metric: str = "psnr-y",
+                 baseline: str = "bicubic") -> Path | None:
+    """Categories x methods: the mean per-image gain over `baseline` (signed so that > 0 is better)."""
+    sub = df[df["metric"] == metric]
+    if baseline not in set(sub["method"]) or sub["method"].nunique() < 2:
+        return None
+    table = sub.pivot_table(index=["category", "image"], columns="method", values="value", aggfunc="mean")
+    table = table.replace([np.inf, -np.inf], np.nan)
+    gain = table.sub(table[baseline], axis=0).drop(columns=baseline)
+    if not data.higher_is_better(metric):
+        gain = -gain
+    methods = [m for m in data.methods_in(sub) if m in gain.columns]
+    per_cat = gain.groupby(level="category").mean()[methods]
+    per_cat.loc["all images"] = gain[methods].mean()
+    values = per_cat.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.1 * len(methods) + 2.5, 0.42 * len(per_cat) + 1.8))
+    limit = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    image = ax.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(v) > 0.6 * limit else "black")
+    ax.set_xticks(range(len(methods)), methods, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(len(per_cat)), list(per_cat.index), fontsize=8)
+    fig.colorbar(image, ax=ax, label=f"{metric} gain over {baseline}" + (" (dB)" if metric.startswith("psnr") else ""))
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, out)
 

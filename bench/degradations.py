@@ -1,0 +1,211 @@
+"""Degradations: how LR images are made from HR ones, as named, versioned entries of a registry.
+
+A degradation is written as steps joined with "+": one blur-and-downscale step (`bicubic`, the default;
+`aniso-gaussian`; `kernel:<file.mat>`) then optional `noise[:sigma]` (Gaussian, sigma in grey levels of 255) and
+`jpeg[:quality]`, e.g. `aniso-gaussian+jpeg:75`. What is drawn at random (a kernel, the noise) is seeded by the
+image's content, the scale and the degradation, so a cell is reproducible anywhere, and differs between images.
+A degradation's `id` (in every cell's key) names its steps with their parameters and versions: bump an entry's
+version whenever its LR images change.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.degrade import check_size, kernel_digest, kernel_downscale_uint8, matlab_resize_uint8, modcrop, rgb_to_y
+
+
+@dataclass(frozen=True)
+class Realisation:
+    """What one (image, scale) got: the true blur kernel (None for bicubic), the noise sigma (grey levels, None
+    without noise), the JPEG quality (None without JPEG)."""
+
+    kernel: np.ndarray | None = field(default=None, compare=False, repr=False)
+    noise_sigma: float | None = None
+    jpeg_quality: int | None = None
+
+
+def _rng(*parts) -> np.random.Generator:
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+# -- the blur-and-downscale steps ----------------------------------------------------------------------------------
+
+def aniso_gaussian_kernel(rng: np.random.Generator, scale: int, size: int = 21, noise_level: float = 0.25
+                          ) -> np.ndarray:
+    """A random anisotropic Gaussian as in the DIV2KRK recipe (Bell-Kligler et al., KernelGAN, NeurIPS 2019, and
+    the authors' BlindSR dataset generator): covariance eigenvalues uniform in [0.175 s, 2.5 s] (s the scale),
+    a uniform angle in [0, pi), multiplicative noise uniform in +-25 % per kernel pixel (the paper's "up to 25 %"),
+    normalised to sum 1; 21 x 21 (the generator's size, room for the widest Gaussian). The mean is placed for the
+    subsampling grid; the harness centres it again on use (zssr.kernels.kernel_shift), as for a given kernel."""
+    lam = rng.uniform(0.175 * scale, 2.5 * scale, size=2)
+    theta = rng.uniform(0.0, np.pi)
+    noise = rng.uniform(-noise_level, noise_level, size=(size, size))
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    inv = np.linalg.inv(rot @ np.diag(lam) @ rot.T)
+    mu = size // 2 + 0.5 * (scale - size % 2)
+    yy, xx = np.mgrid[0:size, 0:size]
+    z = np.stack([xx - mu, yy - mu], axis=-1)
+    raw = np.exp(-0.5 * np.einsum("...i,ij,...j->...", z, inv, z)) * (1.0 + noise)
+    return raw / raw.sum()
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    param: str = ""
+
+    @property
+    def entry(self) -> "Entry":
+        return REGISTRY[self.name]
+
+    @property
+    def id(self) -> str:
+        return self.entry.step_id(self)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered step: its kind (blur steps replace bicubic; the others follow it), version, description."""
+
+    name: str
+    kind: str  # "blur" | "after"
+    version: int
+    describe: str
+    default: str = ""
+
+    def step_id(self, step: Step) -> str:
+        if self.name == "bicubic":
+            return "bicubic"
+        if self.name == "kernel":
+            return f"kernel-{kernel_digest(load_kernel_file(step.param))[:12]}"
+        param = f"-{step.param or self.default}" if (step.param or self.default) else ""
+        return f"{self.name}{param}.v{self.version}"
+
+
+REGISTRY: dict[str, Entry] = {e.name: e for e in (
+    Entry("bicubic", "blur", 1, "MATLAB bicubic downscaling (antialiased)"),
+    Entry("aniso-gaussian", "blur", 1, "a random anisotropic Gaussian blur per image and scale (DIV2KRK recipe), "
+          "then subsampling"),
+    Entry("kernel", "blur", 1, "a given blur kernel (MATLAB file, variable Kernel), then subsampling"),
+    Entry("noise", "after", 1, "additive white Gaussian noise, sigma in grey levels (of 255)", default="5"),
+    Entry("jpeg", "after", 1, "JPEG compression (Pillow, 4:2:0) at the stated quality", default="75"),
+)}
+
+
+def load_kernel_file(path: str) -> np.ndarray:
+    from zssr.kernels import load_kernel
+
+    p = Path(path).expanduser()
+    try:
+        kernel = load_kernel(p)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise ValueError(f"kernel {path}: {exc.args[0] if exc.args else exc}; give a .mat file holding a 2-D matrix "
+                         "named 'Kernel'") from exc
+    except Exception as exc:  # scipy's loadmat on a file that is not a MATLAB file
+        raise ValueError(f"kernel {path}: not a readable MATLAB file ({type(exc).__name__}: {exc})") from exc
+    if not np.isfinite(kernel).all() or kernel.sum() <= 0:
+        raise ValueError(f"kernel {path}: the kernel must be finite with a positive sum")
+    return kernel / kernel.sum()
+
+
+@dataclass(frozen=True)
+class Degradation:
+    spec: str  # as written, normalised
+    steps: tuple[Step, ...]
+    id: str
+    description: str
+    kernel_file: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def blur(self) -> Step:
+        return self.steps[0]
+
+    def realise(self, image_id: str, scale: int) -> Realisation:
+        """What this image at this scale gets (deterministic)."""
+        rng = _rng(self.blur.id, image_id, scale)  # the blur alone: aniso-gaussian+jpeg has aniso-gaussian's kernels
+        kernel = None
+        if self.blur.name == "aniso-gaussian":
+            kernel = aniso_gaussian_kernel(rng, scale)
+        elif self.blur.name == "kernel":
+            kernel = self.kernel_file
+        after = {s.name: (s.param or s.entry.default) for s in self.steps[1:]}
+        return Realisation(kernel=kernel,
+                           noise_sigma=float(after["noise"]) if "noise" in after else None,
+                           jpeg_quality=int(after["jpeg"]) if "jpeg" in after else None)
+
+    def make_pair(self, hr: np.ndarray, scale: int, name: str, y_only: bool, image_id: str
+                  ) -> tuple[np.ndarray, np.ndarray, Realisation]:
+        """(mod-cropped HR, LR, what was drawn) as uint8 arrays; with `y_only` both are MATLAB Y."""
+        if scale < 2 or int(scale) != scale:
+            raise ValueError(f"{name}: scale must be an integer >= 2, got {scale!r}")
+        check_size(hr, scale, name)
+        hr = modcrop(hr, scale)
+        if y_only:
+            hr = rgb_to_y(hr)
+        real = self.realise(image_id, scale)
+        lr = matlab_resize_uint8(hr, 1.0 / scale) if real.kernel is None else kernel_downscale_uint8(hr, real.kernel,
+                                                                                                    scale)
+        if real.noise_sigma:
+            noise = _rng(self.id, image_id, scale, "noise").normal(0.0, real.noise_sigma, size=lr.shape)
+            lr = np.clip(np.round(lr.astype(np.float64) + noise), 0, 255).astype(np.uint8)
+        if real.jpeg_quality is not None:
+            lr = _jpeg(lr, real.jpeg_quality)
+        return hr, lr, real
+
+
+def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=int(quality))
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("L" if img.ndim == 2 else "RGB"), dtype=np.uint8).copy()
+
+
+def parse(spec: str) -> Degradation:
+    """A degradation from its written form; an unknown step or a malformed one is an error naming it."""
+    import difflib
+
+    text = str(spec).strip()
+    if not text:
+        raise ValueError("an empty degradation; use e.g. bicubic, aniso-gaussian, noise:5, jpeg:75 or kernel:k.mat")
+    steps = []
+    for part in text.split("+"):
+        name, _, param = part.strip().partition(":")
+        if name not in REGISTRY:
+            close = difflib.get_close_matches(name, REGISTRY, n=1)
+            raise ValueError(f"degradation {spec!r}: unknown step {name!r}"
+                             + (f" (did you mean {close[0]}?)" if close else "") + f"; known: {', '.join(REGISTRY)}")
+        if name == "kernel" and not param:
+            raise ValueError(f"degradation {spec!r}: kernel needs a file, e.g. kernel:k.mat")
+        if name in ("noise", "jpeg") and param:
+            try:
+                value = float(param)
+            except ValueError:
+                raise ValueError(f"degradation {spec!r}: {name} takes a number, got {param!r}") from None
+            if (name == "noise" and not value > 0) or (name == "jpeg" and not (1 <= value <= 100 and value == int(value))):
+                raise ValueError(f"degradation {spec!r}: noise sigma must be > 0 and jpeg quality an integer 1-100")
+        steps.append(Step(name, param))
+    blurs = [s for s in steps if s.entry.kind == "blur"]
+    if len(blurs) > 1:
+        raise ValueError(f"degradation {spec!r}: at most one of bicubic, aniso-gaussian, kernel")
+    after = sorted((s for s in steps if s.entry.kind == "after"), key=lambda s: ("noise", "jpeg").index(s.name))
+    if len({s.name for s in after}) != len(after):
+        raise ValueError(f"degradation {spec!r}: a step is given twice")
+    steps = tuple((blurs or [Step("bicubic")]) + after)  # noise before JPEG, whatever the order written
+    kernel = load_kernel_file(steps[0].param) if steps[0].name == "kernel" else None
+    description = "; then ".join(s.entry.describe + (f" ({s.param or s.entry.default})" if s.entry.kind == "after"
+                                                     else f" ({Path(s.param).name})" if s.param else "")
+                                 for s in steps)
+    return Degradation(spec="+".join(s.name + (f":{s.param}" if s.param else "") for s in steps), steps=steps,
+                       id="+".join(s.id for s in steps), description=description, kernel_file=kernel)
+
+
+BICUBIC = parse("bicubic")
