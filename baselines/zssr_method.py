@@ -139,6 +139,8 @@ class ZSSRTrueKernel(_ZSSRPreset):
     name = "zssr-true-kernel"
     preset = "original"
     told = ("kernel", "noise")
+    seed_as = "zssr-original"  # the same random numbers as zssr-original: told bicubic, the same numbers too
+    version = "2"  # 1 drew its own seeds
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -106,7 +106,7 @@ class CellRunner:
         if isinstance(load_seconds, Exception):
             return error_block(item, session, load_seconds)
         hr, lr, drawn = self.pair(item)
-        method.set_seed(cell_seed(session.options.seed, cell))
+        method.set_seed(cell_seed(session.options.seed, cell, getattr(method, "seed_as", None)))
         tell(method, drawn)
         method.last_stats = {}
         times: dict[str, float] = {}

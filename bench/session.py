@@ -177,7 +177,9 @@ def check_out_folder(path: Path) -> Path:
     return path
 
 
-def cell_seed(base: int, cell) -> int:
-    """Seed per cell, so that a result does not depend on which worker ran it or what ran before."""
-    digest = hashlib.sha1(f"{base}|{cell.dataset}|{cell.image}|{cell.scale}|{cell.method}".encode()).hexdigest()
+def cell_seed(base: int, cell, seed_as: str | None = None) -> int:
+    """Seed per cell, so that a result does not depend on which worker ran it or what ran before. `seed_as`: a
+    method that must draw the same random numbers as another one (a variant that, told nothing, is that method)."""
+    method = seed_as or cell.method
+    digest = hashlib.sha1(f"{base}|{cell.dataset}|{cell.image}|{cell.scale}|{method}".encode()).hexdigest()
     return int(digest[:8], 16)

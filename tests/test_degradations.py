@@ -161,3 +161,22 @@ def test_findings_name_the_winners_and_mark_a_tie_as_within_noise(tmp_path):
     assert "zssr-x (internal) is ahead of net-y (external)" in findings_section
     assert "within noise" in findings_section and "gain_d-x2.png" in findings_section
     assert END_METRIC == "cell"
+
+
+def test_zssr_true_kernel_is_zssr_original_under_bicubic(tmp_path):
+    """Told "bicubic", the non-blind ZSSR is the blind one: the same configuration and the same random numbers, so
+    the same output bit for bit (a short quick-profile run on one small image)."""
+    rng = np.random.default_rng(2)
+    (tmp_path / "imgs").mkdir()
+    yy, xx = np.mgrid[0:40, 0:40]
+    img = np.clip(128 + 60 * np.sin(xx / 3.0) * np.cos(yy / 4.0) + rng.normal(0, 5, (40, 40)), 0, 255)
+    Image.fromarray(np.stack([img] * 3, -1).astype(np.uint8)).save(tmp_path / "imgs" / "a.png")
+    out = tmp_path / "run"
+    run(RunOptions(dataset=str(tmp_path / "imgs"), methods=("zssr-original", "zssr-true-kernel"), scales=(2,),
+                   profile="quick", device="cpu", out=out, metrics=("psnr-y",)), render=False)
+    df = read_results(out / "results.csv")
+    psnr = df[df.metric == "psnr-y"].set_index("method")["value"]
+    assert psnr["zssr-original"] == psnr["zssr-true-kernel"]
+    ends = df[df.metric == END_METRIC].set_index("method")["output"]
+    a, b = (np.asarray(Image.open(out / ends[m])) for m in ("zssr-original", "zssr-true-kernel"))
+    np.testing.assert_array_equal(a, b)
