@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.degrade import check_size, kernel_digest, kernel_downscale_uint8, matlab_resize_uint8, modcrop, rgb_to_y
+from bench.degrade import kernel_digest, make_pair
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,6 @@ class Step:
     def entry(self) -> "Entry":
         return REGISTRY[self.name]
 
-    @property
-    def id(self) -> str:
-        return self.entry.step_id(self)
-
 
 @dataclass(frozen=True)
 class Entry:
@@ -79,11 +75,12 @@ class Entry:
     describe: str
     default: str = ""
 
-    def step_id(self, step: Step) -> str:
+    def step_id(self, step: Step, kernel: np.ndarray | None = None) -> str:
+        """The step's part of a degradation id; `kernel`: the loaded file of a kernel step (named by its values)."""
         if self.name == "bicubic":
             return "bicubic"
         if self.name == "kernel":
-            return f"kernel-{kernel_digest(load_kernel_file(step.param))[:12]}"
+            return f"kernel-{kernel_digest(kernel)[:12]}"
         param = f"-{step.param or self.default}" if (step.param or self.default) else ""
         return f"{self.name}{param}.v{self.version}"
 
@@ -119,6 +116,7 @@ class Degradation:
     spec: str  # as written, normalised
     steps: tuple[Step, ...]
     id: str
+    blur_id: str  # the blur step's part of `id`: what seeds a drawn kernel
     description: str
     kernel_file: np.ndarray | None = field(default=None, compare=False, repr=False)
 
@@ -128,7 +126,7 @@ class Degradation:
 
     def realise(self, image_id: str, scale: int) -> Realisation:
         """What this image at this scale gets (deterministic)."""
-        rng = _rng(self.blur.id, image_id, scale)  # the blur alone: aniso-gaussian+jpeg has aniso-gaussian's kernels
+        rng = _rng(self.blur_id, image_id, scale)  # the blur alone: aniso-gaussian+jpeg has aniso-gaussian's kernels
         kernel = None
         if self.blur.name == "aniso-gaussian":
             kernel = aniso_gaussian_kernel(rng, scale)
@@ -142,15 +140,8 @@ class Degradation:
     def make_pair(self, hr: np.ndarray, scale: int, name: str, y_only: bool, image_id: str
                   ) -> tuple[np.ndarray, np.ndarray, Realisation]:
         """(mod-cropped HR, LR, what was drawn) as uint8 arrays; with `y_only` both are MATLAB Y."""
-        if scale < 2 or int(scale) != scale:
-            raise ValueError(f"{name}: scale must be an integer >= 2, got {scale!r}")
-        check_size(hr, scale, name)
-        hr = modcrop(hr, scale)
-        if y_only:
-            hr = rgb_to_y(hr)
         real = self.realise(image_id, scale)
-        lr = matlab_resize_uint8(hr, 1.0 / scale) if real.kernel is None else kernel_downscale_uint8(hr, real.kernel,
-                                                                                                    scale)
+        hr, lr = make_pair(hr, scale, name=name, kernel=real.kernel, y_only=y_only)
         if real.noise_sigma:
             noise = _rng(self.id, image_id, scale, "noise").normal(0.0, real.noise_sigma, size=lr.shape)
             lr = np.clip(np.round(lr.astype(np.float64) + noise), 0, 255).astype(np.uint8)
@@ -204,8 +195,7 @@ def parse(spec: str) -> Degradation:
     description = "; then ".join(s.entry.describe + (f" ({s.param or s.entry.default})" if s.entry.kind == "after"
                                                      else f" ({Path(s.param).name})" if s.param else "")
                                  for s in steps)
+    ids = [s.entry.step_id(s, kernel) for s in steps]
     return Degradation(spec="+".join(s.name + (f":{s.param}" if s.param else "") for s in steps), steps=steps,
-                       id="+".join(s.id for s in steps), description=description, kernel_file=kernel)
+                       id="+".join(ids), blur_id=ids[0], description=description, kernel_file=kernel)
 
-
-BICUBIC = parse("bicubic")

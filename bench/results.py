@@ -215,14 +215,6 @@ def cell_states(df: pd.DataFrame) -> dict[tuple, CellState]:
     return states
 
 
-def metric_rows(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["metric"] != END_METRIC]
-
-
-def end_rows(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["metric"] == END_METRIC]
-
-
 # -- writing ---------------------------------------------------------------------------------------------------
 
 class FolderBusy(RuntimeError):
@@ -270,10 +262,12 @@ class ResultsWriter:
         if not self.path.exists() or self.path.stat().st_size == 0:
             self.path.write_text(",".join(COLUMNS) + "\n")
         else:
-            _, cut = _parse(self.path)  # also validates the whole file before anything is appended
-            data = self.path.read_bytes()
-            if cut or not data.endswith(b"\n"):
-                self._rewrite(lambda row: True)  # drop the cut block (and a cut last line)
+            rows, cut = _parse(self.path)  # also validates the whole file before anything is appended
+            with open(self.path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                cut_line = fh.read(1) != b"\n"
+            if cut or cut_line:
+                self._rewrite(lambda row: True, rows)  # drop the cut block (and a cut last line)
 
     def append(self, rows: Iterable[dict]) -> None:
         """One cell's block: its metric rows and its end row, in one write."""
