@@ -17,6 +17,7 @@ ZSSR_PRESETS = ("original", "original-gradual", "modified", "gradual", "modified
 for _preset in ZSSR_PRESETS:
     METHODS.register(f"zssr-{_preset}", "baselines.zssr_method:preset_class()")
 METHODS.register("zssr-true-kernel", "baselines.zssr_method:ZSSRTrueKernel")  # non-blind: told the true kernel
+METHODS.register("zssr-kernelgan", "baselines.zssr_method:ZSSRKernelGAN")  # blind: KernelGAN's kernel
 # external learning: the pretrained networks of baselines/pretrained.py's PRETRAINED table
 PRETRAINED_NAMES = ("realesrgan-x4plus", "realesrgan-x4plus-anime", "realesr-animevideov3", "dat-light", "esrgan",
                     "rrdb-psnr")

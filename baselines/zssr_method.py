@@ -97,21 +97,28 @@ class _ZSSRPreset(Method):
         return self.cfg, None
 
     def upscale(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
-        cell_cfg, kernels = self._cell_config()
-        cfg = cell_cfg.replace(seed=self._seed, device=str(self.device) if self.cfg.device == "auto"
-                               else self.cfg.device)
         outputs, stats = [], []
-        report = self.on_progress
-        callback = (lambda it, *_: report(it)) if report is not None else None  # noqa: E731
         for frame in lr:
-            model = ZSSR(cfg)
-            outputs.append(model.upscale(frame[None].to(self.device), scale, callback=callback, kernels=kernels)[0])
-            stats.append(model.last_stats)
+            out, frame_stats = self._upscale_frame(frame[None].to(self.device), scale)
+            outputs.append(out[0])
+            stats.append(frame_stats)
         self.last_stats = dict(stats[-1])
         if len(stats) > 1:
             self.last_stats["seconds-train"] = sum(s["seconds-train"] for s in stats)
             self.last_stats["iterations"] = sum(s["iterations"] for s in stats)
         return torch.stack(outputs).to(lr.device)
+
+    def _upscale_frame(self, frame: torch.Tensor, scale: int, kernels: list | None = None
+                       ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One image (1 x 3 x H x W) through ZSSR with this cell's configuration; `kernels` override the cell's."""
+        cell_cfg, cell_kernels = self._cell_config()
+        cfg = cell_cfg.replace(seed=self._seed, device=str(self.device) if self.cfg.device == "auto"
+                               else self.cfg.device)
+        report = self.on_progress
+        callback = (lambda it, *_: report(it)) if report is not None else None  # noqa: E731
+        model = ZSSR(cfg)
+        out = model.upscale(frame, scale, callback=callback, kernels=cell_kernels if kernels is None else kernels)
+        return out, dict(model.last_stats)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -166,6 +173,62 @@ class ZSSRTrueKernel(_ZSSRPreset):
                 "noise_std_when_noisy": NOISE_STD}
 
 
+KERNELGAN_PAPER = ("Bell-Kligler, Shocher, Irani: Blind Super-Resolution Kernel Estimation using an Internal-GAN, "
+                   "NeurIPS 2019")
+
+
+class ZSSRKernelGAN(_ZSSRPreset):
+    """Blind ZSSR: KernelGAN estimates the x2 kernel from the LR image alone (x4: the analytic kernel of two x2
+    steps), then zssr-original runs with it in the given-kernel configuration, exactly as zssr-true-kernel runs
+    with the true one (same random numbers), so the two differ only in the kernel. No real-image noise on the sons
+    (the setting of the paper's DIV2KRK numbers)."""
+
+    name = "zssr-kernelgan"
+    preset = "original"
+    scales = (2, 4)
+    seed_as = "zssr-original"
+
+    def __init__(self, profile: str = "paper", precision: str = "auto", **overrides: Any) -> None:
+        from zssr.kernelgan import KernelGANConfig
+
+        kgan = {k[len("kernelgan_"):]: overrides.pop(k) for k in list(overrides) if k.startswith("kernelgan_")}
+        super().__init__(profile, precision, **overrides)
+        self.kgan = KernelGANConfig.preset("quick" if profile == "quick" else "paper").replace(**kgan)
+        self._kgan_request = self.kgan.precision
+        quick = "; KernelGAN QUICK profile (1000 iterations, schedule compressed 3x)" if profile == "quick" else ""
+        self.info = dataclasses.replace(
+            self.info, degradation="estimated per image by KernelGAN (blind)", paper=f"{KERNELGAN_PAPER}; {PAPER}",
+            notes=self.info.notes + "; blind: the kernel is estimated by KernelGAN (zssr.kernelgan) from the LR image, "
+            "then used as a given kernel" + quick)
+
+    def choose_precision(self, device: torch.device) -> str:
+        from zssr.kernelgan import kernelgan_precision
+
+        precision = super().choose_precision(device)
+        self.kgan = self.kgan.replace(precision=kernelgan_precision(self._kgan_request, device))
+        return precision
+
+    def _cell_config(self):
+        return self.cfg.replace(**GIVEN_KERNEL), None
+
+    def _upscale_frame(self, frame, scale, kernels=None):
+        from zssr.kernelgan import estimate_kernel
+
+        if scale not in self.scales:
+            raise ValueError(f"{self.name}: KernelGAN estimates x2 kernels (and x4 from them); x{scale} is not "
+                             "supported, use scale 2 or 4")
+        estimate = estimate_kernel(frame, self.kgan.replace(seed=self._seed))
+        kernel = estimate.for_scale(scale)
+        out, stats = super()._upscale_frame(frame, scale, kernels=[kernel])
+        stats["seconds-kernel"] = estimate.stats["seconds"]
+        stats["seconds-train"] = stats.get("seconds-train", 0.0) + estimate.stats["seconds"]
+        stats["kernel"] = kernel
+        return out, stats
+
+    def config(self):
+        return {**super().config(), "given_kernel": dict(GIVEN_KERNEL), "kernelgan": self.kgan.to_dict()}
+
+
 # Docstrings of the registered presets (the others are described by their ZSSRConfig preset).
 _PRESET_NOTES = {
     "modified": "Depthwise-separable convs, 32 channels, PReLU, SGD at lr 0.1 with warm-up + cosine, no self-ensemble.",
@@ -188,4 +251,4 @@ def preset_class(name: str) -> type[_ZSSRPreset]:
     return _CLASSES[name]
 
 
-__all__ = ["PRESETS", "QUICK_OVERRIDES", "ZSSRTrueKernel", "preset_class"]
+__all__ = ["PRESETS", "QUICK_OVERRIDES", "ZSSRKernelGAN", "ZSSRTrueKernel", "preset_class"]

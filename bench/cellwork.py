@@ -11,7 +11,8 @@ import numpy as np
 
 from bench.images import load_image, save_image
 from bench.plan import WorkItem
-from bench.results import END_METRIC, UNAVAILABLE_PREFIX, Cell, curve_path, input_paths, kernel_path, sr_path
+from bench.results import (END_METRIC, UNAVAILABLE_PREFIX, Cell, curve_path, estimated_kernel_path, input_paths,
+                           kernel_path, sr_path)
 
 log = logging.getLogger("bench")
 
@@ -126,9 +127,12 @@ class CellRunner:
             costs["peak-memory-mb"] = mem.mb
         if mem.baseline_mb is not None and mem.mb is not None:
             costs["memory-baseline-mb"] = mem.baseline_mb
-        if "iterations" in method.last_stats:
-            costs["iterations"] = float(method.last_stats["iterations"])
+        for stat in ("iterations", "seconds-kernel"):  # what a method reports beyond the clock
+            if stat in method.last_stats:
+                costs[stat] = float(method.last_stats[stat])
         output = self._save_side_files(cell, hr, lr, sr, method.last_stats.get("curve"), drawn.kernel)
+        if method.last_stats.get("kernel") is not None:  # a blind method's estimate, shown beside the true one
+            _save_kernel(self.out / estimated_kernel_path(cell), method.last_stats["kernel"], overwrite=True)
         native = str(method.native_scale(cell.scale))
         device = device_name(session.device)
         rows = self._metric_rows(cell, item.metrics, sr, hr, native, device)
@@ -165,12 +169,7 @@ class CellRunner:
         not saved)."""
         output = ""
         if kernel is not None:  # the drawn (or given) kernel, for audit and reuse (ZSSR's .mat format)
-            from scipy.io import savemat
-
-            path = self.out / kernel_path(cell)
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                savemat(path, {"Kernel": kernel})
+            _save_kernel(self.out / kernel_path(cell), kernel, overwrite=False)
         if self.session.options.save_images:
             output = sr_path(cell)
             save_image(self.out / output, sr)
@@ -184,6 +183,14 @@ class CellRunner:
             path.parent.mkdir(parents=True, exist_ok=True)
             pd.DataFrame(curve).to_csv(path, index=False)
         return output
+
+
+def _save_kernel(path: Path, kernel, overwrite: bool) -> None:
+    if overwrite or not path.exists():
+        from scipy.io import savemat
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        savemat(path, {"Kernel": np.asarray(kernel, dtype=np.float64)})
 
 
 def tell(method, drawn) -> None:

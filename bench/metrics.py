@@ -163,6 +163,8 @@ _SPECS = (
     MetricSpec("memory-baseline-mb", False, "MiB", ".0f", "the process's resident set at the start of the call (CPU)",
                kind="cost"),
     MetricSpec("iterations", False, "", ".0f", "ZSSR training iterations", kind="cost"),
+    MetricSpec("seconds-kernel", False, "s", ".3g", "blind kernel estimation (KernelGAN), part of seconds-train",
+               kind="cost"),
 )
 METRIC_TABLE: dict[str, MetricSpec] = {s.name: s for s in _SPECS}
 QUALITY_METRICS = tuple(s.name for s in _SPECS if s.kind == "quality")

@@ -90,6 +90,11 @@ def kernel_path(cell: Cell) -> str:
     return f"kernels/{cell.degradation}/{cell_stem(cell)}.mat"
 
 
+def estimated_kernel_path(cell: Cell) -> str:
+    """The kernel a blind method estimated for a cell (ZSSR's .mat format), beside its SR output's folder layout."""
+    return f"kernels-estimated/{cell.method}/{cell.config_id}/{cell.degradation}/{cell_stem(cell)}.mat"
+
+
 def curve_path(sr_rel: str) -> str:
     return "curves/" + sr_rel[len("sr/"):-len(".png")] + ".csv"
 

@@ -143,5 +143,42 @@ class KernelDownscaler:
         return blurred.index_select(-2, rows).index_select(-1, cols)
 
 
+def bicubic_kernel(scale: int, odd: bool = True) -> np.ndarray:
+    """MATLAB's antialiased bicubic downscaling by an integer `scale` as a 2-D kernel: the cubic stretched by
+    `scale`, sampled at the input pixels around an output pixel: 4s of them, centred between pixels, for even
+    scales; 4s + 1 centred on a pixel for odd ones. Even scales with `odd=True` get a zero row and column appended,
+    so that `kernel_shift` centres the kernel by a whole pixel (exactly) and `degrade_with_kernel` with it
+    reproduces imresize(1 / scale); `odd=False`: the bare 4s x 4s kernel, for a strided convolution."""
+    from zssr.resize import cubic
+
+    even = scale % 2 == 0
+    taps = (np.arange(4 * scale, dtype=np.float64) - (4 * scale - 1) / 2.0 if even
+            else np.arange(-2 * scale, 2 * scale + 1, dtype=np.float64))  # distances in input pixels
+    w = cubic(taps / scale) / scale
+    k = np.outer(w, w) / np.outer(w, w).sum()
+    return np.pad(k, ((0, 1), (0, 1))) if odd and even else k
+
+
+def centred(kernel: np.ndarray, size: int = 31) -> np.ndarray:
+    """The kernel moved onto a size x size canvas with its centre of mass at the middle (sub-pixel shifts by
+    linear interpolation), normalised to sum 1: kernels estimated with an arbitrary offset become comparable."""
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.shape[0] > size or k.shape[1] > size:
+        raise ValueError(f"kernel of shape {k.shape} does not fit a {size} x {size} canvas")
+    canvas = np.zeros((size, size))
+    top, left = (size - k.shape[0]) // 2, (size - k.shape[1]) // 2
+    canvas[top:top + k.shape[0], left:left + k.shape[1]] = k
+    com = np.array(ndimage.center_of_mass(np.clip(canvas, 0, None)))
+    moved = ndimage.shift(canvas, (size - 1) / 2.0 - com, order=1, mode="constant")
+    return moved / moved.sum()
+
+
+def kernel_error(estimate: np.ndarray, truth: np.ndarray, size: int = 31) -> float:
+    """Relative L2 error ||k_est - k_true|| / ||k_true|| of the two kernels, both centred (`centred`): 0 for the
+    true kernel, about 1 for a kernel sharing no shape with it. Offsets do not count (ZSSR centres kernels)."""
+    a, b = centred(estimate, size), centred(truth, size)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
 __all__ = ["load_kernel", "kernel_shift", "find_kernels", "degrade_with_kernel", "KernelDownscaler",
-           "subsample_indices"]
+           "subsample_indices", "bicubic_kernel", "centred", "kernel_error"]

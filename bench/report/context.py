@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report import crops as crops_mod
+from bench.report import kernels as kernels_mod
 from bench.report import findings as findings_mod
 from bench.report import plots
 from bench.metrics import COST_METRICS
@@ -27,12 +28,20 @@ def _fmt_signed(metric: str, value: float) -> str:
     return text if text == "n/a" or text.startswith("-") else "+" + text
 
 
+def _kernel_context(fig, root: Path) -> dict | None:
+    if fig is None:
+        return None
+    return {"path": _rel(fig.path, root), "errors": [{"method": m, "mean": f"{e:.3f}", "n": n}
+                                                    for m, (e, n) in fig.errors.items()]}
+
+
 def build_context(data: RunData) -> dict:
     root = data.run_dir
     run = data.run
     rows = data.rows
     fig_dir, crop_dir = root / "figures", root / "crops"
     crop_figs = crops_mod.render_crops(data, crop_dir)
+    kernel_figs = {(k.dataset, k.degradation, k.scale): k for k in kernels_mod.render_kernels(data, fig_dir)}
 
     sections = []
     summary_records = []
@@ -85,6 +94,7 @@ def build_context(data: RunData) -> dict:
                       for c in crop_figs
                       if c.dataset == dataset and c.scale == scale and c.degradation == degradation],
             "n_images": int(df["image"].nunique()),
+            "kernels": _kernel_context(kernel_figs.get((dataset, degradation, int(scale))), root),
         })
     pd.DataFrame(summary_records, columns=["dataset", "degradation", "scale", "category", "method", "metric", "statistic", "n",
                                            "mean", "ci95"]).to_csv(root / "summary.csv", index=False)

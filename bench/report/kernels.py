@@ -1,0 +1,123 @@
+"""Estimated blur kernels next to the true ones: one figure per (dataset, degradation, scale) where a blind method
+saved its estimates, and the kernel-accuracy numbers behind it.
+
+Accuracy (zssr.kernels.kernel_error): the relative L2 error of a kernel against the true one, both centred, so that
+offsets (which ZSSR removes anyway) do not count. The bicubic kernel's error is shown as the reference a blind
+method must beat: it is what a method that assumes bicubic uses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.report.load import RunData
+from bench.results import Cell, estimated_kernel_path, kernel_path
+
+MAX_IMAGES = 12  # rows of one figure
+
+
+@dataclass
+class KernelFigure:
+    dataset: str
+    degradation: str
+    scale: int
+    path: Path | None
+    methods: list[str]
+    # per method (and "bicubic kernel"): mean kernel error over the images with a true kernel, and their count
+    errors: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+
+def read_kernel(path: Path) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    from scipy.io import loadmat
+
+    try:
+        return np.asarray(loadmat(str(path))["Kernel"], dtype=np.float64)
+    except Exception:  # an unreadable side file is shown as missing, never fatal for the report
+        return None
+
+
+def _true_kernel(run_dir: Path, cell: Cell) -> np.ndarray | None:
+    if cell.degradation.split("+")[0] == "bicubic":
+        from zssr.kernels import bicubic_kernel
+
+        return bicubic_kernel(cell.scale)
+    return read_kernel(run_dir / kernel_path(cell))
+
+
+def render_kernels(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -> list[KernelFigure]:
+    from zssr.kernels import bicubic_kernel, centred, kernel_error
+
+    figures: list[KernelFigure] = []
+    cells = data.cells
+    if not len(cells):
+        return figures
+    for (dataset, degradation, scale), group in cells.groupby(["dataset", "degradation", "scale"], sort=True):
+        scale = int(scale)
+        found: dict[str, dict[str, np.ndarray]] = {}  # image -> method -> estimated kernel
+        truth: dict[str, np.ndarray | None] = {}
+        for r in group.itertuples():
+            cell = Cell(r.dataset, r.category, r.image, r.image_sha, r.degradation, scale, r.method, r.config_id)
+            est = read_kernel(data.run_dir / estimated_kernel_path(cell))
+            if est is None:
+                continue
+            found.setdefault(r.image, {})[r.method] = est
+            if r.image not in truth:
+                truth[r.image] = _true_kernel(data.run_dir, cell)
+        if not found:
+            continue
+        methods = sorted({m for per in found.values() for m in per})
+        errors: dict[str, list[float]] = {m: [] for m in methods + ["bicubic kernel"]}
+        for image, per in found.items():
+            if truth.get(image) is None:
+                continue
+            for m, k in per.items():
+                errors[m].append(kernel_error(k, truth[image]))
+            errors["bicubic kernel"].append(kernel_error(bicubic_kernel(scale), truth[image]))
+        summary = {m: (float(np.mean(v)), len(v)) for m, v in errors.items() if v}
+        images = sorted(found)[:max_images]
+        path = out_dir / f"kernels_{_safe(dataset)}_x{scale}_{_safe(degradation)}.png"
+        _plot(images, methods, found, truth, scale, path, centred, kernel_error,
+              f"{dataset} ×{scale} [{degradation}]: true and estimated kernels")
+        figures.append(KernelFigure(dataset, degradation, scale, path, methods, summary))
+    return figures
+
+
+def _plot(images, methods, found, truth, scale, path: Path, centred, kernel_error, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = ["true"] + methods
+    fig, axes = plt.subplots(len(images), len(columns), figsize=(1.9 * len(columns), 1.9 * len(images) + 0.5),
+                             squeeze=False)
+    for i, image in enumerate(images):
+        true = truth.get(image)
+        for j, name in enumerate(columns):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            k = true if name == "true" else found[image].get(name)
+            if k is None:
+                ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
+            else:
+                ax.imshow(centred(k, 31)[7:24, 7:24], cmap="magma", interpolation="nearest")
+            label = name if i == 0 else ""
+            if name != "true" and k is not None and true is not None:
+                label += ("\n" if label else "") + f"error {kernel_error(k, true):.2f}"
+            ax.set_title(label, fontsize=7)
+            if j == 0:
+                ax.set_ylabel(image, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in str(text))
