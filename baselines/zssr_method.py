@@ -187,6 +187,7 @@ class ZSSRKernelGAN(_ZSSRPreset):
     preset = "original"
     scales = (2, 4)
     seed_as = "zssr-original"
+    version = "2"  # 1: noise of 2/255 on D's fake inputs (the release adds 1/255 there)
 
     def __init__(self, profile: str = "paper", precision: str = "auto", **overrides: Any) -> None:
         from zssr.kernelgan import KernelGANConfig

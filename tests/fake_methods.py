@@ -105,13 +105,29 @@ class PrecisionSpy(Nearest):
         return {"precision": self.precision}
 
 
+def _tiny_kernelgan() -> type:
+    from baselines.zssr_method import ZSSRKernelGAN
+
+    class TinyKernelGAN(ZSSRKernelGAN):
+        """zssr-kernelgan with a few iterations of each network: the whole path through the harness, quickly."""
+
+        name = "test-kernelgan"
+
+        def __init__(self, profile: str = "quick", precision: str = "auto", **kwargs) -> None:
+            super().__init__(profile, precision, max_iters=6, back_projection_iters=(1,), kernelgan_max_iters=4,
+                             **kwargs)
+
+    return TinyKernelGAN
+
+
 # `python -c CLI_CODE run ...`: the command line with these methods registered (tests of whole processes)
 CLI_CODE = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_methods.register()\n"
             "from bench.cli import main; sys.exit(main(sys.argv[1:]))" % str(__import__("pathlib").Path(__file__).parent))
 
 
 def register() -> None:
-    for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce, Slow, ToldSpy, PrecisionSpy):
+    for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce, Slow, ToldSpy, PrecisionSpy,
+                _tiny_kernelgan()):
         if cls.name not in METHODS:
             METHODS.register(cls.name, cls)
 

@@ -17,7 +17,7 @@ Fidelity notes (the authors' release was read for its numbers; this is our own c
   divided by 100 every 200 iterations down to 5e-6, at which point centring 1 and sparsity 5 are switched on; both
   learning rates divided by 10 every 750 iterations), the crops (G 64 x 64, D the size of G's output, both drawn
   with probabilities following the local gradient energy), the noise on D's inputs (1/255), the 10-pixel edge shave
-  of synthetic inputs, the post-processing (values under 0.75 x the 41st largest zeroed, renormalised, centred)
+  of synthetic inputs (when the LR image is at least 2 crops + 20 pixels wide), the post-processing (values under 0.75 x the 41st largest zeroed, renormalised, centred)
   and the analytic x4 kernel follow the release.
 - One deliberate difference: the release's bicubic-loss target convolves with a 3 -> 3 channel kernel, i.e. every
   channel's target is the bicubic downscaling of the *sum* of the three channels; here each channel's target is its
@@ -71,7 +71,9 @@ class KernelGANConfig:
     sparsity_power: float = 0.2
     n_filtering: int = 40  # post-processing keeps values above 0.75 x the (n + 1)-th largest
     edge_shave: int = 10  # pixels cut from each side of a synthetic LR image (0 for real images)
-    d_input_noise: float = 1.0 / 255.0  # std of the noise on D's real and fake inputs (in [0, 1] grey levels)
+    # std of the noise on D's inputs: real crops get it in [0, 1] grey levels (2/255 in the networks' [-1, 1]),
+    # G's output in the networks' range (1/255 there), as in the release
+    d_input_noise: float = 1.0 / 255.0
     seed: int | None = 0
     precision: str = "fp32"  # G's and D's convolutions (zssr.precision); the kernel and its losses stay fp32
     channels_last: bool = True
@@ -377,7 +379,7 @@ def estimate_kernel(lr: torch.Tensor, cfg: KernelGANConfig = KernelGANConfig(),
     d_size = G.output_size(cfg.crop_size)
     sampler = CropSampler(image.permute(1, 2, 0).cpu().double().numpy(), cfg.crop_size, d_size, rng)
     corners = sampler.draw(cfg.max_iters)
-    noise_std = cfg.d_input_noise * 2.0  # in the [-1, 1] range the networks see
+    real_noise, fake_noise = cfg.d_input_noise * 2.0, cfg.d_input_noise  # see KernelGANConfig.d_input_noise
     model_image = _to_model_range(image)[None]
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     similar_count, similar, constraints_on = 0, False, False
@@ -390,7 +392,7 @@ def estimate_kernel(lr: torch.Tensor, cfg: KernelGANConfig = KernelGANConfig(),
         (gt, gl), (dt, dl) = corners[it]
         g_in = crop(gt, gl, cfg.crop_size)
         d_real = crop(dt, dl, d_size)
-        d_real = d_real + torch.randn(d_real.shape, generator=gen).to(device) * noise_std
+        d_real = d_real + torch.randn(d_real.shape, generator=gen).to(device) * real_noise
         # G: fool D, stay a plausible kernel
         opt_g.zero_grad(set_to_none=True)
         with autocast(precision, device):
@@ -407,7 +409,7 @@ def estimate_kernel(lr: torch.Tensor, cfg: KernelGANConfig = KernelGANConfig(),
         opt_d.zero_grad(set_to_none=True)
         with torch.no_grad(), autocast(precision, device):
             fake = G(g_in).float()
-        fake = fake + torch.randn(fake.shape, generator=gen).to(device) * noise_std
+        fake = fake + torch.randn(fake.shape, generator=gen).to(device) * fake_noise
         with autocast(precision, device):
             p_real, p_fake = D(d_real), D(fake.contiguous(memory_format=fmt))
         loss_d = 0.5 * ((p_real.float() - 1.0).abs().mean() + p_fake.float().abs().mean())
