@@ -181,7 +181,8 @@ class ZSSRKernelGAN(_ZSSRPreset):
     """Blind ZSSR: KernelGAN estimates the x2 kernel from the LR image alone (x4: the analytic kernel of two x2
     steps), then zssr-original runs with it in the given-kernel configuration, exactly as zssr-true-kernel runs
     with the true one (same random numbers), so the two differ only in the kernel. No real-image noise on the sons
-    (the setting of the paper's DIV2KRK numbers)."""
+    (the setting of the paper's DIV2KRK numbers). Keyword overrides named kernelgan_<field> set KernelGANConfig
+    fields (e.g. kernelgan_max_iters=500); the others ZSSRConfig fields, as for every preset."""
 
     name = "zssr-kernelgan"
     preset = "original"
@@ -218,7 +219,9 @@ class ZSSRKernelGAN(_ZSSRPreset):
         if scale not in self.scales:
             raise ValueError(f"{self.name}: KernelGAN estimates x2 kernels (and x4 from them); x{scale} is not "
                              "supported, use scale 2 or 4")
-        estimate = estimate_kernel(frame, self.kgan.replace(seed=self._seed))
+        report = self.on_progress
+        estimate = estimate_kernel(frame, self.kgan.replace(seed=self._seed),
+                                   callback=(lambda it, _: report(it)) if report is not None else None)
         kernel = estimate.for_scale(scale)
         out, stats = super()._upscale_frame(frame, scale, kernels=[kernel])
         stats["seconds-kernel"] = estimate.stats["seconds"]

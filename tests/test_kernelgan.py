@@ -180,3 +180,18 @@ def _scene(size: int, seed: int) -> np.ndarray:
             (abs(yy - cy) < r) & (abs(xx - cx) < r * 0.6))
         img[mask] = level
     return np.clip(img, 0, 1)
+
+
+def test_zssr_kernelgan_is_blind_and_configured_like_zssr_true_kernel():
+    from baselines.methods import create_method
+
+    quick, paper = create_method("zssr-kernelgan", profile="quick"), create_method("zssr-kernelgan")
+    true_kernel = create_method("zssr-true-kernel", profile="quick")
+    assert quick.told == () and quick.seed_as == true_kernel.seed_as == "zssr-original"
+    assert (quick.kgan.max_iters, paper.kgan.max_iters) == (1000, 3000)
+    assert quick.supports(2) and quick.supports(4) and not quick.supports(3)
+    true_kernel.set_degradation(kernel=bicubic_kernel(2))
+    assert quick._cell_config()[0] == true_kernel._cell_config()[0]  # the same ZSSR, given a kernel
+    assert quick.choose_precision(torch.device("cpu")) in ("fp32", "bf16")
+    assert quick.kgan.precision == "fp32"  # auto: KernelGAN's bf16 was not measured safe
+    assert quick.config()["kernelgan"]["max_iters"] == 1000 and quick.info.family == "internal"

@@ -53,16 +53,20 @@ def measure(run_dir: Path, method: str) -> list[dict]:
     return out
 
 
+def _db(value: float) -> str:
+    return "exact" if value == float("inf") else f"{value:.2f}"
+
+
 def to_markdown(rows: list[dict], method: str) -> str:
     head = ("| image | kernel error: estimate | kernel error: bicubic | LR PSNR-Y: estimate | LR PSNR-Y: bicubic | "
             "LR PSNR-Y: true |\n|---|---:|---:|---:|---:|---:|\n")
     lines = [f"| {r['image']} (x{r['scale']}, {r['degradation']}) | {r['err_est']:.3f} | {r['err_bicubic']:.3f} | "
-             f"{r['lr_psnr_est']:.2f} | {r['lr_psnr_bicubic']:.2f} | {r['lr_psnr_true']:.2f} |" for r in rows]
+             f"{_db(r['lr_psnr_est'])} | {_db(r['lr_psnr_bicubic'])} | {_db(r['lr_psnr_true'])} |" for r in rows]
     if rows:
         mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k.startswith(("err", "lr_"))}
         better = sum(r["err_est"] < r["err_bicubic"] for r in rows)
         lines.append(f"| **mean of {len(rows)}** | **{mean['err_est']:.3f}** | {mean['err_bicubic']:.3f} | "
-                     f"**{mean['lr_psnr_est']:.2f}** | {mean['lr_psnr_bicubic']:.2f} | {mean['lr_psnr_true']:.2f} |")
+                     f"**{_db(mean['lr_psnr_est'])}** | {_db(mean['lr_psnr_bicubic'])} | {_db(mean['lr_psnr_true'])} |")
         lines.append(f"\n{method}'s kernel is closer to the true kernel than the bicubic kernel on {better} of "
                      f"{len(rows)} images.")
     return head + "\n".join(lines) + "\n"

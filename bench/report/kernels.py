@@ -112,8 +112,9 @@ def _plot(images, methods, found, truth, scale, path: Path, centred, kernel_erro
             ax.set_title(label, fontsize=7)
             if j == 0:
                 ax.set_ylabel(image, fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    height = fig.get_size_inches()[1]
+    fig.suptitle(title, fontsize=9, y=1 - 0.12 / height)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / height))  # room for the title above the first row's labels
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
