@@ -159,10 +159,17 @@ def bicubic_kernel(scale: int, odd: bool = True) -> np.ndarray:
     return np.pad(k, ((0, 1), (0, 1))) if odd and even else k
 
 
-def centred(kernel: np.ndarray, size: int = 31) -> np.ndarray:
-    """The kernel moved onto a size x size canvas with its centre of mass at the middle (sub-pixel shifts by
-    linear interpolation), normalised to sum 1: kernels estimated with an arbitrary offset become comparable."""
+def _canvas_size(*kernels: np.ndarray, minimum: int = 31) -> int:
+    need = max(max(np.shape(k)) for k in kernels) + 2
+    return max(minimum, need + 1 - need % 2)  # odd, so that the middle is a pixel
+
+
+def centred(kernel: np.ndarray, size: int | None = None) -> np.ndarray:
+    """The kernel moved onto a size x size canvas (odd; default: 31, or larger for large kernels) with its centre
+    of mass at the middle (sub-pixel shifts by linear interpolation), normalised to sum 1: kernels estimated with
+    an arbitrary offset become comparable."""
     k = np.asarray(kernel, dtype=np.float64)
+    size = _canvas_size(k) if size is None else size
     if k.shape[0] > size or k.shape[1] > size:
         raise ValueError(f"kernel of shape {k.shape} does not fit a {size} x {size} canvas")
     canvas = np.zeros((size, size))
@@ -173,9 +180,11 @@ def centred(kernel: np.ndarray, size: int = 31) -> np.ndarray:
     return moved / moved.sum()
 
 
-def kernel_error(estimate: np.ndarray, truth: np.ndarray, size: int = 31) -> float:
-    """Relative L2 error ||k_est - k_true|| / ||k_true|| of the two kernels, both centred (`centred`): 0 for the
-    true kernel, about 1 for a kernel sharing no shape with it. Offsets do not count (ZSSR centres kernels)."""
+def kernel_error(estimate: np.ndarray, truth: np.ndarray) -> float:
+    """Relative L2 error ||k_est - k_true|| / ||k_true|| of the two kernels, both centred (`centred`) on one canvas:
+    0 for the true kernel, about 1 for a kernel sharing no shape with it. Offsets do not count (ZSSR centres
+    kernels)."""
+    size = _canvas_size(estimate, truth)
     a, b = centred(estimate, size), centred(truth, size)
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 

@@ -105,7 +105,9 @@ def _plot(images, methods, found, truth, scale, path: Path, centred, kernel_erro
             if k is None:
                 ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
             else:
-                ax.imshow(centred(k, 31)[7:24, 7:24], cmap="magma", interpolation="nearest")
+                view = centred(k)
+                mid = view.shape[0] // 2
+                ax.imshow(view[mid - 8:mid + 9, mid - 8:mid + 9], cmap="magma", interpolation="nearest")
             label = name if i == 0 else ""
             if name != "true" and k is not None and true is not None:
                 label += ("\n" if label else "") + f"error {kernel_error(k, true):.2f}"
