@@ -27,7 +27,6 @@ Fidelity notes (the authors' release was read for its numbers; this is our own c
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -367,10 +366,12 @@ def estimate_kernel(lr: torch.Tensor, cfg: KernelGANConfig = KernelGANConfig(),
 
     gen = torch.Generator().manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
     rng = np.random.default_rng(cfg.seed)
-    torch.manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
-    G, D = Generator(cfg).to(device), Discriminator(cfg).to(device)
-    G.apply(_init_weights)
-    D.apply(_init_weights)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's RNG untouched
+        torch.manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
+        G, D = Generator(cfg), Discriminator(cfg)  # built and initialised on the CPU: the same on every device
+        G.apply(_init_weights)
+        D.apply(_init_weights)
+    G, D = G.to(device), D.to(device)
     if cfg.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
