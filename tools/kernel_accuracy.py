@@ -20,18 +20,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.degrade import kernel_downscale_uint8, rgb_to_y  # noqa: E402
+from bench.degrade import kernel_downscale_uint8  # noqa: E402
 from bench.images import load_image  # noqa: E402
+from bench.metrics import psnr_y  # noqa: E402
 from bench.report.kernels import read_kernel  # noqa: E402
 from bench.report.load import load_run  # noqa: E402
 from bench.results import Cell, estimated_kernel_path, input_paths, kernel_path  # noqa: E402
 from zssr.kernels import bicubic_kernel, kernel_error  # noqa: E402
-
-
-def psnr_y(a: np.ndarray, b: np.ndarray) -> float:
-    ya, yb = rgb_to_y(a).astype(np.float64), rgb_to_y(b).astype(np.float64)
-    mse = float(np.mean((ya - yb) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
 
 
 def measure(run_dir: Path, method: str) -> list[dict]:
@@ -48,7 +43,7 @@ def measure(run_dir: Path, method: str) -> list[dict]:
         row = dict(dataset=cell.dataset, degradation=cell.degradation, scale=cell.scale, image=cell.image,
                    err_est=kernel_error(est, true), err_bicubic=kernel_error(bic, true))
         for name, k in (("est", est), ("bicubic", bic), ("true", true)):
-            row[f"lr_psnr_{name}"] = psnr_y(kernel_downscale_uint8(hr, k, cell.scale), lr)
+            row[f"lr_psnr_{name}"] = psnr_y(kernel_downscale_uint8(hr, k, cell.scale), lr, border=0)
         out.append(row)
     return out
 

@@ -364,10 +364,11 @@ def estimate_kernel(lr: torch.Tensor, cfg: KernelGANConfig = KernelGANConfig(),
         raise ValueError(f"KernelGAN needs an LR image of at least {cfg.crop_size} x {cfg.crop_size} pixels; got "
                          f"{w} x {h} (after trimming)")
 
-    gen = torch.Generator().manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
-    rng = np.random.default_rng(cfg.seed)
+    seed = cfg.seed if cfg.seed is not None else torch.seed() % 2 ** 63  # None: a fresh one, used throughout
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's RNG untouched
-        torch.manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
+        torch.manual_seed(seed)
         G, D = Generator(cfg), Discriminator(cfg)  # built and initialised on the CPU: the same on every device
         G.apply(_init_weights)
         D.apply(_init_weights)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.report.load import RunData
+from bench.report.plots import slug
 from bench.results import Cell, estimated_kernel_path, kernel_path
 
 MAX_IMAGES = 12  # rows of one figure
@@ -49,7 +50,7 @@ def _true_kernel(run_dir: Path, cell: Cell) -> np.ndarray | None:
 
 
 def render_kernels(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -> list[KernelFigure]:
-    from zssr.kernels import bicubic_kernel, centred, kernel_error
+    from zssr.kernels import bicubic_kernel, kernel_error
 
     figures: list[KernelFigure] = []
     cells = data.cells
@@ -70,38 +71,40 @@ def render_kernels(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -
         if not found:
             continue
         methods = sorted({m for per in found.values() for m in per})
-        errors: dict[str, list[float]] = {m: [] for m in methods + ["bicubic kernel"]}
-        for image, per in found.items():
-            if truth.get(image) is None:
-                continue
-            for m, k in per.items():
-                errors[m].append(kernel_error(k, truth[image]))
-            errors["bicubic kernel"].append(kernel_error(bicubic_kernel(scale), truth[image]))
-        summary = {m: (float(np.mean(v)), len(v)) for m, v in errors.items() if v}
+        # image -> method (and "bicubic kernel") -> error, for the images with a true kernel
+        errors = {image: {**{m: kernel_error(k, truth[image]) for m, k in per.items()},
+                          "bicubic kernel": kernel_error(bicubic_kernel(scale), truth[image])}
+                  for image, per in found.items() if truth.get(image) is not None}
+        summary = {}
+        for m in methods + ["bicubic kernel"]:
+            values = [per[m] for per in errors.values() if m in per]
+            if values:
+                summary[m] = (float(np.mean(values)), len(values))
         images = sorted(found)[:max_images]
-        path = out_dir / f"kernels_{_safe(dataset)}_x{scale}_{_safe(degradation)}.png"
-        _plot(images, methods, found, truth, scale, path, centred, kernel_error,
+        path = out_dir / f"kernels_{slug(dataset)}_x{scale}_{slug(degradation)}.png"
+        _plot(images, methods, found, truth, errors, path,
               f"{dataset} ×{scale} [{degradation}]: true and estimated kernels")
         figures.append(KernelFigure(dataset, degradation, scale, path, methods, summary))
     return figures
 
 
-def _plot(images, methods, found, truth, scale, path: Path, centred, kernel_error, title: str) -> None:
+def _plot(images, methods, found, truth, errors, path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from zssr.kernels import centred
+
     columns = ["true"] + methods
     fig, axes = plt.subplots(len(images), len(columns), figsize=(1.9 * len(columns), 1.9 * len(images) + 0.5),
                              squeeze=False)
     for i, image in enumerate(images):
-        true = truth.get(image)
         for j, name in enumerate(columns):
             ax = axes[i][j]
             ax.set_xticks([])
             ax.set_yticks([])
-            k = true if name == "true" else found[image].get(name)
+            k = truth.get(image) if name == "true" else found[image].get(name)
             if k is None:
                 ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
             else:
@@ -109,8 +112,8 @@ def _plot(images, methods, found, truth, scale, path: Path, centred, kernel_erro
                 mid = view.shape[0] // 2
                 ax.imshow(view[mid - 8:mid + 9, mid - 8:mid + 9], cmap="magma", interpolation="nearest")
             label = name if i == 0 else ""
-            if name != "true" and k is not None and true is not None:
-                label += ("\n" if label else "") + f"error {kernel_error(k, true):.2f}"
+            if name in errors.get(image, {}):
+                label += ("\n" if label else "") + f"error {errors[image][name]:.2f}"
             ax.set_title(label, fontsize=7)
             if j == 0:
                 ax.set_ylabel(image, fontsize=7)
@@ -120,7 +123,3 @@ def _plot(images, methods, found, truth, scale, path: Path, centred, kernel_erro
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
-
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in str(text))
