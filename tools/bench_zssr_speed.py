@@ -5,11 +5,15 @@
     python tools/bench_zssr_speed.py --precisions fp32,bf16 --layouts contiguous,channels_last \
         --presets original,modified --no-e2e            # the step-rate matrix
     python tools/bench_zssr_speed.py --precisions bf16 --profile paper --e2e-images baby,bird,butterfly,head,woman
+    python tools/bench_zssr_speed.py --batch 1,2,4,8,16 --stackings grouped,vmap   # batched training (zssr.batched)
 
 1. bare step: forward + L1 loss + backward + Adam step of the ZSSR network on one fixed 128x128 crop;
 2. full loop: ZSSR's training loop (augmentation via grid_sample, degradation and interpolation by resampling
    matrices, the step, the reconstruction-error measurement every 50 iterations, the lr policy), same crop size,
    trained on a Set5 LR image; timed from last_stats["seconds-train"] (the final ensemble excluded);
+4. with --batch: K problems (Set5 LR images cycled, each with its own seed) trained together by
+   zssr.batched.upscale_many for --iters iterations (no early stop, final test off): steps per second per problem
+   and in total, against K = 1;
 3. end to end: one Set5 image (HR from $ZSSR_BENCH_DATA/set5/HR, x2 LR by MATLAB bicubic, rounded to uint8),
    ZSSR.upscale with the chosen profile, wall-clock seconds and PSNR-Y against bicubic.
 Not a test; numbers depend on what else runs on the machine.
@@ -127,6 +131,32 @@ def loop_rate(cfg: ZSSRConfig, lr: torch.Tensor, iters: int, warmup: int) -> tup
     return wall, iters / max((c2 - c1) - (c1 - c0), 1e-9)
 
 
+def batch_rates(cfg: ZSSRConfig, lrs: list[torch.Tensor], ks: list[int], iters: int, stackings: list[str],
+                repeats: int) -> list[dict]:
+    """Training steps per second of upscale_many for each batch size K (median of `repeats` runs)."""
+    from zssr.batched import BatchConfig, Problem, upscale_many
+
+    base = cfg.replace(max_iters=iters, min_learning_rate=0.0, back_projection_iters=(0,), ensemble=False)
+    rows = []
+    for stacking in stackings:
+        for k in ks:
+            problems = [Problem(lrs[i % len(lrs)], 2, base.replace(seed=i)) for i in range(k)]
+            upscale_many(problems[:1], BatchConfig(stacking=stacking))  # warm-up: kernels chosen, caches filled
+            seconds = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                results = upscale_many(problems, BatchConfig(stacking=stacking))
+                sync(lrs[0].device)
+                infer = sum(r[1]["seconds-infer"] for r in results)
+                seconds.append(time.perf_counter() - t0 - infer)
+            t = float(np.median(seconds))
+            rows.append(dict(stacking=stacking, batch=k, crop=cfg.crop_size, precision=results[0][1]["precision"],
+                             steps_per_s_per_problem=iters / t, steps_per_s_total=k * iters / t))
+            print(f"{stacking:8s} K={k:3d}  {iters / t:8.2f} steps/s per problem  {k * iters / t:8.2f} in total "
+                  f"({1000 * t / iters:.1f} ms per batched step)", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -143,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layouts", default="channels_last", help="comma-separated: contiguous, channels_last")
     ap.add_argument("--presets", default="original", help="comma-separated ZSSR presets (original, modified, ...)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--batch", default="", help="comma-separated batch sizes K for batched training (e.g. 1,2,4,8)")
+    ap.add_argument("--stackings", default="grouped", help="with --batch: grouped, vmap (comma-separated)")
+    ap.add_argument("--crop", type=int, default=0, help="HR father size (default: the preset's / profile's)")
     args = ap.parse_args(argv)
 
     if args.threads:
@@ -154,6 +187,26 @@ def main(argv: list[str] | None = None) -> int:
                 else f"cpu ({os.cpu_count()} cores)", threads=torch.get_num_threads(), torch=torch.__version__,
                 image=args.image, lr_size=list(lr_u8.shape[:2]), iters=args.iters, load_average=os.getloadavg())
     print(json.dumps(info))
+    if args.batch:
+        lrs = [(torch.from_numpy(load_set5(n, 2)[1]).permute(2, 0, 1)[None].float() / 255.0).to(device)
+               for n in ("baby", "bird", "butterfly", "head", "woman")]
+        batched = []
+        for preset in args.presets.split(","):
+            for precision in args.precisions.split(","):
+                cfg = ZSSRConfig.preset(preset).replace(device=str(device), precision=precision)
+                if args.profile == "quick":
+                    cfg = cfg.replace(**QUICK_OVERRIDES[preset])
+                if args.crop:
+                    cfg = cfg.replace(crop_size=args.crop)
+                print(f"batched training: preset {preset}, {args.profile} profile, crop {cfg.crop_size}, "
+                      f"{args.iters} iterations", flush=True)
+                for row in batch_rates(cfg, lrs, [int(k) for k in args.batch.split(",")], args.iters,
+                                       args.stackings.split(","), args.repeats):
+                    batched.append(dict(row, preset=preset, profile=args.profile))
+        if args.json:
+            args.json.write_text(json.dumps(dict(info, batched=batched, load_average_after=os.getloadavg()),
+                                            indent=1))
+        return 0
     rows = []
     print(f"{'preset':10s} {'precision':9s} {'layout':14s} {'bare it/s':>9s} {'ms/it':>6s} {'loop it/s':>9s} "
           f"{'ms/it':>6s} {'overhead':>8s}")

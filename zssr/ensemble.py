@@ -57,13 +57,29 @@ def back_projection(sr: torch.Tensor, lr: torch.Tensor, sf: Pair, downscale: Dow
     return sr
 
 
+def _passes(fn: Callable[[torch.Tensor], torch.Tensor], lr: torch.Tensor, indices: list[int], batched: bool
+            ) -> dict[int, torch.Tensor]:
+    """fn of every transformed input, undone; batched: the variants of one shape in one call of fn."""
+    if not batched:
+        return {k: inverse_transform(fn(transform(lr, k)), k) for k in indices}
+    by_shape: dict[tuple, list[int]] = {}
+    for k in indices:
+        by_shape.setdefault(tuple(transform(lr, k).shape), []).append(k)
+    outs = {}
+    for ks in by_shape.values():
+        ys = fn(torch.cat([transform(lr, k) for k in ks]))
+        outs.update({k: inverse_transform(ys[i:i + 1], k) for i, k in enumerate(ks)})
+    return outs
+
+
 def self_ensemble(fn: Callable[[torch.Tensor], torch.Tensor], lr: torch.Tensor, sf: Pair, downscale: Downscale,
-                  bp_iters: int, enabled: bool = True, up_kernel: str = "cubic") -> torch.Tensor:
-    """Median over the geometric variants of fn(lr), each back-projected, then back-projected once more."""
-    outputs = []
-    for k in ensemble_indices(sf, enabled):
-        out = inverse_transform(fn(transform(lr, k)), k)
-        outputs.append(back_projection(out, lr, sf, downscale, up_kernel, bp_iters))
+                  bp_iters: int, enabled: bool = True, up_kernel: str = "cubic", batched: bool = False
+                  ) -> torch.Tensor:
+    """Median over the geometric variants of fn(lr), each back-projected, then back-projected once more.
+    batched: the variants that share a shape go through fn together (the same result up to float rounding)."""
+    indices = ensemble_indices(sf, enabled)
+    passes = _passes(fn, lr, indices, batched)
+    outputs = [back_projection(passes[k], lr, sf, downscale, up_kernel, bp_iters) for k in indices]
     fused = median(torch.stack(outputs, dim=0))
     return back_projection(fused, lr, sf, downscale, up_kernel, bp_iters)
 
