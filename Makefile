@@ -23,10 +23,11 @@ PRECISION ?= auto
 DEGRADATION ?= bicubic
 EXECUTOR ?= local
 WORKERS ?=
+BATCH ?= auto
 OUT ?=
 RESUME ?= 1
 BENCH_ARGS = --dataset '$(DATASET)' --protocol $(PROTOCOL) --profile $(PROFILE) --device $(DEVICE) --precision $(PRECISION) --degradation '$(DEGRADATION)' \
-	--executor $(EXECUTOR) $(if $(METHODS),--methods '$(METHODS)') $(if $(SCALES),--scales '$(SCALES)') \
+	--executor $(EXECUTOR) --batch $(BATCH) $(if $(METHODS),--methods '$(METHODS)') $(if $(SCALES),--scales '$(SCALES)') \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(TIME_BUDGET),--time-budget $(TIME_BUDGET)) $(if $(OUT),--out '$(OUT)') $(if $(filter 0,$(RESUME)),--no-resume)
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)

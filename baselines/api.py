@@ -22,6 +22,17 @@ class MethodInfo:
     notes: str = ""
 
 
+@dataclass
+class BatchRequest:
+    """One cell of a batched call: the LR image (1 x 3 x H x W on the method's device), the scale, the cell's seed
+    and what the method is told of the cell's degradation (the keyword arguments of set_degradation)."""
+
+    lr: torch.Tensor
+    scale: int
+    seed: int
+    told: dict[str, Any] = field(default_factory=dict)
+
+
 class MethodUnavailable(RuntimeError):
     """The method cannot run here (weights missing, dependency absent); the message says why and what to do."""
 
@@ -42,6 +53,8 @@ class Method:
     # What a non-blind method is told of each cell's true degradation ("kernel", "noise"), through
     # set_degradation() before every upscale; blind methods (the default) see the LR image only.
     told: tuple[str, ...] = ()
+    # True: upscale_batch computes several cells in one call (the harness's BATCH groups cells for it)
+    batchable: bool = False
 
     def __init__(self, profile: str = "paper", precision: str = "auto") -> None:
         # "paper": the published configuration; "quick": a cheaper one for CPUs (labelled as such in reports)
@@ -80,6 +93,23 @@ class Method:
 
     def upscale(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
         raise NotImplementedError
+
+    def upscale_batch(self, requests: list[BatchRequest]) -> list[tuple[torch.Tensor, dict[str, Any]] | Exception]:
+        """Several cells in one call: per request (output, stats as last_stats) or the exception it raised. Stats
+        of a batched cell carry "seconds-total" (its share of the call), "batch-size" and "seconds-batch". This
+        default runs them one after the other."""
+        results: list[tuple[torch.Tensor, dict[str, Any]] | Exception] = []
+        for req in requests:
+            try:
+                self.set_seed(req.seed)
+                if self.told:
+                    self.set_degradation(**req.told)
+                self.last_stats = {}
+                sr = self.upscale(req.lr, req.scale)
+                results.append((sr, dict(self.last_stats)))
+            except Exception as exc:
+                results.append(exc)
+        return results
 
     def config(self) -> dict[str, Any]:
         """The full configuration after prepare(), written to run.json and hashed into each cell's identity (must

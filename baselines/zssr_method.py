@@ -11,8 +11,9 @@ from typing import Any
 
 import torch
 
-from baselines.api import Method, MethodInfo
+from baselines.api import BatchRequest, Method, MethodInfo
 from zssr import ZSSR, ZSSRConfig
+from zssr.batched import BatchConfig, Problem
 from zssr.config import PRESETS as PRESET_OVERRIDES
 from zssr.network import ZSSRNet, count_parameters
 from zssr.precision import resolve_precision
@@ -49,6 +50,7 @@ class _ZSSRPreset(Method):
     preset: str = "original"
     info = MethodInfo(family="internal", training_data="the test image itself",
                       degradation="bicubic (MATLAB) unless a kernel is given", paper=PAPER)
+    batchable = True  # upscale_batch trains several cells' problems together
 
     def __init__(self, profile: str = "paper", precision: str = "auto", **overrides: Any) -> None:
         super().__init__(profile, precision)
@@ -57,6 +59,8 @@ class _ZSSRPreset(Method):
             cfg = cfg.replace(**QUICK_OVERRIDES[self.preset])
         elif profile != "paper":
             raise ValueError(f"{self.name}: unknown profile {profile!r} (expected 'paper' or 'quick')")
+        batch = {k[len("batch_"):]: overrides.pop(k) for k in list(overrides) if k.startswith("batch_")}
+        self.batch_config = BatchConfig(**batch)  # how upscale_batch stacks problems (batch_<field> overrides)
         self.cfg = cfg.replace(**overrides)
         self.overrides = dict(overrides)
         self._seed = self.cfg.seed
@@ -108,19 +112,53 @@ class _ZSSRPreset(Method):
             self.last_stats["iterations"] = sum(s["iterations"] for s in stats)
         return torch.stack(outputs).to(lr.device)
 
-    def _upscale_frame(self, frame: torch.Tensor, scale: int, kernels: list | None = None
-                       ) -> tuple[torch.Tensor, dict[str, Any]]:
-        """One image (1 x 3 x H x W) through ZSSR with this cell's configuration; `kernels` override the cell's."""
+    def _problem(self, frame: torch.Tensor, scale: int, kernels: list | None = None
+                 ) -> tuple[Problem, dict[str, Any]]:
+        """One image (1 x 3 x H x W) as a ZSSR problem with this cell's configuration (`kernels` override the
+        cell's), and the stats of what ran before ZSSR (none here)."""
         cell_cfg, cell_kernels = self._cell_config()
         cfg = cell_cfg.replace(seed=self._seed, device=str(self.device) if self.cfg.device == "auto"
                                else self.cfg.device)
         report = self.on_progress
         callback = (lambda it, *_: report(it)) if report is not None else None  # noqa: E731
-        model = ZSSR(cfg)
-        out = model.upscale(frame, scale, callback=callback, kernels=cell_kernels if kernels is None else kernels)
-        return out, dict(model.last_stats)
+        return Problem(frame, scale, cfg, cell_kernels if kernels is None else kernels, callback), {}
 
-    def config(self) -> dict[str, Any]:
+    def _upscale_frame(self, frame: torch.Tensor, scale: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        problem, before = self._problem(frame, scale)
+        model = ZSSR(problem.config)
+        out = model.upscale(problem.lr, problem.scale, callback=problem.callback, kernels=problem.kernels)
+        return out, _with_before(dict(model.last_stats), before)
+
+    def upscale_batch(self, requests: list[BatchRequest]) -> list[tuple[torch.Tensor, dict[str, Any]] | Exception]:
+        """The cells' ZSSR problems trained together (zssr.batched); what runs before ZSSR (KernelGAN) runs per
+        cell first and is added to that cell's seconds."""
+        from zssr.batched import upscale_many
+
+        results: list[Any] = [None] * len(requests)
+        staged: list[tuple[int, Problem, dict[str, Any]]] = []
+        for i, req in enumerate(requests):
+            try:
+                if req.lr.shape[0] != 1:
+                    raise ValueError(f"{self.name}: a batched cell is one image, got {req.lr.shape[0]} frames")
+                self.set_seed(req.seed)
+                if self.told:
+                    self.set_degradation(**req.told)
+                problem, before = self._problem(req.lr.to(self.device), req.scale)
+                staged.append((i, problem, before))
+            except Exception as exc:  # this cell only
+                results[i] = exc
+        outs = upscale_many([p for _, p, _ in staged], self.batch_config, device=self.device)
+        for (i, _, before), out in zip(staged, outs):
+            if isinstance(out, Exception):
+                results[i] = out
+                continue
+            sr, stats = out
+            stats = _with_before(stats, before)
+            stats["seconds-total"] += before.get("seconds-kernel", 0.0)
+            results[i] = (sr, stats)
+        return results
+
+    def config(self) -> dict[str, Any]:  # the batch settings are not part of it: they do not change the algorithm
         return {
             "preset": self.preset,
             "profile": self.profile,
@@ -130,6 +168,13 @@ class _ZSSRPreset(Method):
                           for k, v in self.overrides.items()},
             "zssr": self.cfg.replace(seed=self._seed).to_dict(),
         }
+
+
+def _with_before(stats: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """ZSSR's stats with what ran before it (a kernel estimate): its seconds count as training."""
+    stats.update(before)
+    stats["seconds-train"] = stats.get("seconds-train", 0.0) + before.get("seconds-kernel", 0.0)
+    return stats
 
 
 # The original code's given-kernel and real-image settings (zssr.config.PRESETS), applied per cell when told.
@@ -213,7 +258,7 @@ class ZSSRKernelGAN(_ZSSRPreset):
     def _cell_config(self):
         return self.cfg.replace(**GIVEN_KERNEL), None
 
-    def _upscale_frame(self, frame, scale, kernels=None):
+    def _problem(self, frame, scale, kernels=None):
         from zssr.kernelgan import estimate_kernel
 
         if scale not in self.scales:
@@ -223,11 +268,8 @@ class ZSSRKernelGAN(_ZSSRPreset):
         estimate = estimate_kernel(frame, self.kgan.replace(seed=self._seed),
                                    callback=(lambda it, _: report(it)) if report is not None else None)
         kernel = estimate.for_scale(scale)
-        out, stats = super()._upscale_frame(frame, scale, kernels=[kernel])
-        stats["seconds-kernel"] = estimate.stats["seconds"]
-        stats["seconds-train"] = stats.get("seconds-train", 0.0) + estimate.stats["seconds"]
-        stats["kernel"] = kernel
-        return out, stats
+        problem, _ = super()._problem(frame, scale, kernels=[kernel])
+        return problem, {"seconds-kernel": estimate.stats["seconds"], "kernel": kernel}
 
     def config(self):
         return {**super().config(), "given_kernel": dict(GIVEN_KERNEL), "kernelgan": self.kgan.to_dict()}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.images import load_image, save_image
-from bench.plan import WorkItem
+from bench.plan import WorkBatch, WorkItem
 from bench.results import (END_METRIC, UNAVAILABLE_PREFIX, Cell, curve_path, estimated_kernel_path, input_paths,
                            kernel_path, sr_path)
 
@@ -87,16 +87,25 @@ class CellRunner:
             self._hr[image.name], item.cell.scale, name=f"{dataset.name}/{image.file}",
             y_only=self.session.options.protocol == "y-only", image_id=image.content_id)
 
-    def run(self, item: WorkItem) -> list[dict]:
-        """The block of rows for one work item; a failure becomes the cell's error row (the run goes on)."""
+    def run(self, batch: WorkBatch) -> list[list[dict]]:
+        """The blocks of rows (one per cell) of a batch of work; a failure becomes the cell's error row (the run
+        goes on)."""
+        if len(batch) > 1:
+            return self._run_batch(batch)
+        return [self.run_item(batch.items[0])]
+
+    def run_item(self, item: WorkItem) -> list[dict]:
         try:
             return self._metrics_only(item) if item.action == "metrics" else self._run_method(item)
         except Exception as exc:  # isolate the cell: record and go on
-            log.error("cell %s failed: %s", item.cell.slug, exc, exc_info=not isinstance(exc, ValueError))
-            return error_block(item, self.session, exc)
+            return self._failed(item, exc)
+
+    def _failed(self, item: WorkItem, exc: BaseException) -> list[dict]:
+        log.error("cell %s failed: %s", item.cell.slug, exc, exc_info=not isinstance(exc, ValueError))
+        return error_block(item, self.session, exc)
 
     def _run_method(self, item: WorkItem) -> list[dict]:
-        from bench.device import PeakMemory, device_name, timed
+        from bench.device import PeakMemory, timed
         from bench.session import cell_seed
 
         session, cell = self.session, item.cell
@@ -114,25 +123,82 @@ class CellRunner:
         lr_t = image_to_tensor(lr, session.device)
         with _training_bar(method, cell), PeakMemory(session.device) as mem, timed(session.device, times, "total"):
             sr_t = method.upscale(lr_t, cell.scale)
+        train = float(method.last_stats.get("seconds-train", 0.0))
+        costs = {"seconds-train": train, "seconds-infer": max(0.0, times["total"] - train),
+                 "seconds-total": times["total"]}
+        return self._record(item, method, hr, lr, drawn, sr_t, method.last_stats, costs, mem,
+                            load_seconds if first else None)
+
+    def _run_batch(self, batch: WorkBatch) -> list[list[dict]]:
+        """Cells of one method trained in one call (Method.upscale_batch); each cell's rows from its own result."""
+        from baselines.api import BatchRequest
+        from bench.device import PeakMemory, timed
+        from bench.session import cell_seed
+
+        session, items = self.session, batch.items
+        name = items[0].cell.method
+        method = session.methods[name]
+        first = name not in self._seen
+        self._seen.add(name)
+        load_seconds = self._setup(name)
+        if isinstance(load_seconds, Exception):
+            return [error_block(item, session, load_seconds) for item in items]
+        blocks: list[list[dict] | None] = [None] * len(items)
+        staged, requests = [], []
+        for j, item in enumerate(items):
+            try:
+                hr, lr, drawn = self.pair(item)
+                seed = cell_seed(session.options.seed, item.cell, getattr(method, "seed_as", None))
+                requests.append(BatchRequest(image_to_tensor(lr, session.device), item.cell.scale, seed,
+                                             told_values(method, drawn)))
+                staged.append((j, hr, lr, drawn))
+            except Exception as exc:
+                blocks[j] = self._failed(item, exc)
+        times: dict[str, float] = {}
+        try:
+            with PeakMemory(session.device) as mem, timed(session.device, times, "batch"):
+                outs = method.upscale_batch(requests) if requests else []
+        except Exception as exc:  # the call as a whole: every cell it held fails (they run again on resume)
+            outs = [exc] * len(requests)
+        for (j, hr, lr, drawn), out in zip(staged, outs):
+            item = items[j]
+            try:
+                if isinstance(out, Exception):
+                    raise out
+                sr_t, stats = out
+                total = float(stats["seconds-total"])
+                train = float(stats.get("seconds-train", 0.0))
+                costs = {"seconds-train": train, "seconds-infer": max(0.0, total - train), "seconds-total": total,
+                         "batch-size": float(len(items)), "seconds-batch": times["batch"]}
+                blocks[j] = self._record(item, method, hr, lr, drawn, sr_t, stats, costs, mem,
+                                         load_seconds if first and j == staged[0][0] else None)
+            except Exception as exc:
+                blocks[j] = self._failed(item, exc)
+        return [b for b in blocks if b is not None]
+
+    def _record(self, item: WorkItem, method, hr, lr, drawn, sr_t, stats: dict, costs: dict, mem,
+                load_seconds: float | None) -> list[dict]:
+        """A finished call's block of rows: output checked and saved, metrics, costs, side files, end row."""
+        from bench.device import device_name
+
+        session, cell = self.session, item.cell
         sr = tensor_to_image(sr_t, gray=hr.ndim == 2)
         if sr.shape != hr.shape:
             raise RuntimeError(f"{cell.method} returned {sr.shape[:2]} for x{cell.scale} of {lr.shape[:2]}; "
                                f"expected {hr.shape[:2]}")
-        train = float(method.last_stats.get("seconds-train", 0.0))
-        costs = {"seconds-train": train, "seconds-infer": max(0.0, times["total"] - train),
-                 "seconds-total": times["total"]}
-        if first:
+        costs = dict(costs)
+        if load_seconds is not None:
             costs["seconds-load"] = load_seconds
         if mem.mb is not None:
             costs["peak-memory-mb"] = mem.mb
         if mem.baseline_mb is not None and mem.mb is not None:
             costs["memory-baseline-mb"] = mem.baseline_mb
         for stat in ("iterations", "seconds-kernel"):  # what a method reports beyond the clock
-            if stat in method.last_stats:
-                costs[stat] = float(method.last_stats[stat])
-        output = self._save_side_files(cell, hr, lr, sr, method.last_stats.get("curve"), drawn.kernel)
-        if method.last_stats.get("kernel") is not None:  # a blind method's estimate, shown beside the true one
-            _save_kernel(self.out / estimated_kernel_path(cell), method.last_stats["kernel"], overwrite=True)
+            if stat in stats:
+                costs[stat] = float(stats[stat])
+        output = self._save_side_files(cell, hr, lr, sr, stats.get("curve"), drawn.kernel)
+        if stats.get("kernel") is not None:  # a blind method's estimate, shown beside the true one
+            _save_kernel(self.out / estimated_kernel_path(cell), stats["kernel"], overwrite=True)
         native = str(method.native_scale(cell.scale))
         device = device_name(session.device)
         rows = self._metric_rows(cell, item.metrics, sr, hr, native, device)
@@ -193,12 +259,16 @@ def _save_kernel(path: Path, kernel, overwrite: bool) -> None:
         savemat(path, {"Kernel": np.asarray(kernel, dtype=np.float64)})
 
 
+def told_values(method, drawn) -> dict:
+    """What a non-blind method asks for (`told`) of the degradation's truth; nothing for blind methods."""
+    known = {"kernel": drawn.kernel, "noise": drawn.noise_sigma}
+    return {k: known.get(k) for k in tuple(getattr(method, "told", ()) or ())}
+
+
 def tell(method, drawn) -> None:
-    """Give a non-blind method what it asks for (`told`) of the degradation's truth; blind methods get nothing."""
-    told = tuple(getattr(method, "told", ()) or ())
+    told = told_values(method, drawn)
     if told:
-        known = {"kernel": drawn.kernel, "noise": drawn.noise_sigma}
-        method.set_degradation(**{k: known.get(k) for k in told})
+        method.set_degradation(**told)
 
 
 @contextmanager

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "pretrained networks measured safe in bf16), else fp32; fp16 is CUDA only")
     run.add_argument("--executor", default="local", help="local (default), local-gpus or ray")
     run.add_argument("--workers", type=int, default=None, help="worker count for multi-worker executors")
+    run.add_argument("--batch", default="auto", help="train up to K cells of one ZSSR method together (an integer, "
+                     "or auto: 1 on a CPU, memory-bounded on CUDA); does not change a cell's identity")
     run.add_argument("--out", type=Path, default=None, help="output folder (default reports/<dataset>/<profile>-<protocol>)")
     run.add_argument("--no-resume", action="store_true", help="start over instead of resuming the output folder")
     run.add_argument("--seed", type=int, default=0)
@@ -68,7 +70,8 @@ def cmd_run(args) -> int:
                          profile=args.profile, device=args.device, out=args.out, resume=not args.no_resume,
                          seed=args.seed, metrics=args.metrics, executor=args.executor, workers=args.workers,
                          save_images=not args.no_images, kernel=args.kernel, degradations=args.degradation,
-                         precision=args.precision, time_budget=args.time_budget, wait=not args.no_wait)
+                         precision=args.precision, time_budget=args.time_budget, wait=not args.no_wait,
+                         batch=args.batch)
     summary = run(options, render=not args.no_report)
     for line in summary.notices:
         print(f"note: {line}", file=sys.stderr)

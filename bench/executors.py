@@ -6,10 +6,11 @@
 - `ray`: Ray actors, one per GPU (or per CPU slot on CPU-only clusters); `RAY_ADDRESS` when set, else a local
   Ray instance. Ray is optional (`pip install .[ray]`) and imported only here.
 
-Workers only compute: each builds its own session from the options (bench.session.build_session, as the driver
-did) and sends every finished item's block of rows back; the driver alone appends them to the results file, so
-resuming and the exactly-once guarantee hold for every executor. A worker that dies has its item retried
-(MAX_ATTEMPTS in all), then recorded as failed.
+The unit handed to a worker is a batch (bench.plan.WorkBatch): one work item, or with BATCH=K up to K cells of one
+batchable method trained in one call. Workers only compute: each builds its own session from the options
+(bench.session.build_session, as the driver did) and sends a finished batch's blocks of rows (one per cell) back;
+the driver alone appends them to the results file, so resuming and the exactly-once guarantee hold for every
+executor. A worker that dies has its batch retried whole (MAX_ATTEMPTS in all), then its cells recorded as failed.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.cellwork import CellRunner, end_row
-from bench.plan import WorkItem
+from bench.plan import WorkBatch, WorkItem, make_batches
 from bench.results import ResultsWriter
 
 log = logging.getLogger("bench")
@@ -36,30 +37,39 @@ def _progress_bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="cell", disable=not sys.stderr.isatty(), dynamic_ncols=True)
 
 
-def _died(item: WorkItem, session, detail: str) -> list[dict]:
-    return [end_row(item.cell, session, "error", 0, note=f"RuntimeError: worker died {MAX_ATTEMPTS} times running "
-                    f"this cell ({detail})")]
+def _died(batch: WorkBatch, session, detail: str) -> list[list[dict]]:
+    return [[end_row(item.cell, session, "error", 0, note=f"RuntimeError: worker died {MAX_ATTEMPTS} times running "
+                     f"this cell ({detail})")] for item in batch.items]
 
 
-def run_local(session, todo: list[WorkItem], writer: ResultsWriter, out: Path,
-              clock: Callable[[], float] | None = None) -> int:
-    """Items in order, each block appended when it finishes. Returns how many items ran (the time budget may stop
-    it early: no item starts after the budget)."""
+def _cells(batches: list[WorkBatch]) -> int:
+    return sum(len(b) for b in batches)
+
+
+def _write(writer: ResultsWriter, blocks: list[list[dict]]) -> None:
+    for block in blocks:
+        writer.append(block)
+
+
+def run_local(session, todo: list[WorkBatch], writer: ResultsWriter, out: Path,
+              clock: Callable[[], float] | None = None) -> list[WorkBatch]:
+    """Batches in order, each cell's block appended when its batch finishes. Returns the batches that ran (the time
+    budget may stop it early: no batch starts after the budget)."""
     clock = clock or time.monotonic
     runner = CellRunner(session, out)
     budget = session.options.time_budget
     deadline = clock() + budget if budget else None
-    n = 0
-    with _progress_bar(len(todo), session.dataset.name) as bar:
-        for item in todo:
+    done = []
+    with _progress_bar(_cells(todo), session.dataset.name) as bar:
+        for batch in todo:
             if deadline is not None and clock() >= deadline:
                 log.info("time budget of %.0f s reached: the remaining cells are left for a resumed run", budget)
                 break
-            writer.append(runner.run(item))
-            n += 1
-            bar.set_postfix_str(item.cell.slug, refresh=False)
-            bar.update(1)
-    return n
+            _write(writer, runner.run(batch))
+            done.append(batch)
+            bar.set_postfix_str(batch.slug, refresh=False)
+            bar.update(len(batch))
+    return done
 
 
 @dataclass(frozen=True)
@@ -84,10 +94,10 @@ def _worker_main(spec: WorkerSpec, inbox, outbox, worker_id: int) -> None:
     runner = _build_runner(spec)
     outbox.send(("ready", worker_id, None))
     while True:
-        item = inbox.get()
-        if item is None:
+        batch = inbox.get()
+        if batch is None:
             return
-        outbox.send(("done", worker_id, runner.run(item)))
+        outbox.send(("done", worker_id, runner.run(batch)))
 
 
 def _worker_devices(device, workers: int | None) -> list[tuple[str, int | None]]:
@@ -103,7 +113,7 @@ def _worker_devices(device, workers: int | None) -> list[tuple[str, int | None]]
     return [("cpu", threads)] * n
 
 
-def run_local_gpus(session, todo: list[WorkItem], writer: ResultsWriter, out: Path) -> int:
+def run_local_gpus(session, todo: list[WorkBatch], writer: ResultsWriter, out: Path) -> list[WorkBatch]:
     """Each worker has its own inbox and its own result pipe: a worker that dies (even in the middle of sending)
     can break only its own channel, never the others' (a shared queue's write lock would die with it)."""
     from multiprocessing.connection import wait
@@ -112,7 +122,7 @@ def run_local_gpus(session, todo: list[WorkItem], writer: ResultsWriter, out: Pa
     slots = _worker_devices(session.device, session.options.workers)
     pending = list(todo)
     attempts: dict[tuple, int] = {}
-    in_flight: dict[int, WorkItem] = {}
+    in_flight: dict[int, WorkBatch] = {}
     workers: dict[int, tuple] = {}  # wid -> (process, inbox, result reader, slot)
     next_id = 0
 
@@ -129,10 +139,10 @@ def run_local_gpus(session, todo: list[WorkItem], writer: ResultsWriter, out: Pa
 
     def hand_out(wid):
         if pending:
-            item = pending.pop(0)
-            attempts[item.cell.key] = attempts.get(item.cell.key, 0) + 1
-            in_flight[wid] = item
-            workers[wid][1].put(item)
+            batch = pending.pop(0)
+            attempts[batch.key] = attempts.get(batch.key, 0) + 1
+            in_flight[wid] = batch
+            workers[wid][1].put(batch)
 
     for slot in slots:
         start(slot)
@@ -148,14 +158,14 @@ def run_local_gpus(session, todo: list[WorkItem], writer: ResultsWriter, out: Pa
         if kind == "ready":
             hand_out(wid)
         elif kind == "done":
-            in_flight.pop(wid, None)
-            writer.append(rows)
+            done = in_flight.pop(wid, None)
+            _write(writer, rows)
             remaining -= 1
-            bar.update(1)
+            bar.update(len(done) if done is not None else 1)
             hand_out(wid)
         return True
 
-    with _progress_bar(len(todo), f"{session.dataset.name} ({len(slots)} workers)") as bar:
+    with _progress_bar(_cells(todo), f"{session.dataset.name} ({len(slots)} workers)") as bar:
         while remaining:
             for reader in wait([w[2] for w in workers.values()], timeout=1.0):
                 receive(reader)
@@ -172,13 +182,13 @@ def run_local_gpus(session, todo: list[WorkItem], writer: ResultsWriter, out: Pa
                     if idle_deaths > 2 * len(slots):
                         raise RuntimeError(f"workers keep exiting before taking a cell (exit code {proc.exitcode}); "
                                            "see bench.log, or use EXECUTOR=local")
-                elif attempts[lost.cell.key] < MAX_ATTEMPTS:
-                    log.warning("worker %d died (exit %s) during %s; retrying", wid, proc.exitcode, lost.cell.slug)
+                elif attempts[lost.key] < MAX_ATTEMPTS:
+                    log.warning("worker %d died (exit %s) during %s; retrying", wid, proc.exitcode, lost.slug)
                     pending.insert(0, lost)
                 else:
-                    writer.append(_died(lost, session, f"last exit code {proc.exitcode}"))
+                    _write(writer, _died(lost, session, f"last exit code {proc.exitcode}"))
                     remaining -= 1
-                    bar.update(1)
+                    bar.update(len(lost))
                 if pending:
                     start(slot)
             if not workers and remaining:
@@ -187,10 +197,10 @@ def run_local_gpus(session, todo: list[WorkItem], writer: ResultsWriter, out: Pa
         inbox.put(None)
     for proc, _, _, _ in workers.values():
         proc.join(timeout=30)
-    return len(todo)
+    return list(todo)
 
 
-def run_ray(session, todo: list[WorkItem], writer: ResultsWriter, out: Path) -> int:
+def run_ray(session, todo: list[WorkBatch], writer: ResultsWriter, out: Path) -> list[WorkBatch]:
     try:
         import ray
     except ImportError as exc:
@@ -217,8 +227,8 @@ def run_ray(session, todo: list[WorkItem], writer: ResultsWriter, out: Path) -> 
         def __init__(self, spec):
             self.runner = _build_runner(spec)
 
-        def run(self, item):
-            return self.runner.run(item)
+        def run(self, batch):
+            return self.runner.run(batch)
 
     spec = WorkerSpec(options, device_str, threads, str(out), session.id)
     pending = list(todo)
@@ -228,37 +238,43 @@ def run_ray(session, todo: list[WorkItem], writer: ResultsWriter, out: Path) -> 
 
     def submit(actor):
         if pending:
-            item = pending.pop(0)
-            attempts[item.cell.key] = attempts.get(item.cell.key, 0) + 1
-            running[actor.run.remote(item)] = (actor, item)
+            batch = pending.pop(0)
+            attempts[batch.key] = attempts.get(batch.key, 0) + 1
+            running[actor.run.remote(batch)] = (actor, batch)
 
     for actor in actors:
         submit(actor)
-    with _progress_bar(len(todo), f"{session.dataset.name} (ray, {n} actors)") as bar:
+    with _progress_bar(_cells(todo), f"{session.dataset.name} (ray, {n} actors)") as bar:
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
-            actor, item = running.pop(ready[0])
+            actor, batch = running.pop(ready[0])
             try:
-                rows = ray.get(ready[0])
+                blocks = ray.get(ready[0])
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
                 actor = CellWorker.options(**actor_opts).remote(spec)
-                if attempts[item.cell.key] < MAX_ATTEMPTS:
-                    log.warning("ray actor died during %s; retrying", item.cell.slug)
-                    pending.insert(0, item)
+                if attempts[batch.key] < MAX_ATTEMPTS:
+                    log.warning("ray actor died during %s; retrying", batch.slug)
+                    pending.insert(0, batch)
                     submit(actor)
                     continue
-                rows = _died(item, session, str(exc))
-            writer.append(rows)
-            bar.update(1)
+                blocks = _died(batch, session, str(exc))
+            _write(writer, blocks)
+            bar.update(len(batch))
             submit(actor)
-    return len(todo)
+    return list(todo)
 
 
 EXECUTORS = {"local": run_local, "local-gpus": run_local_gpus, "ray": run_ray}
 
 
-def run_items(session, todo: list[WorkItem], writer: ResultsWriter, out: Path) -> int:
-    """Run the items with the session's executor; returns how many were run (or recorded as failed)."""
+def run_items(session, todo: list[WorkItem], writer: ResultsWriter, out: Path) -> list[WorkItem]:
+    """Run the items, batched by the session's batch size, with its executor; returns the items that were run (or
+    recorded as failed)."""
     if not todo:
-        return 0
-    return EXECUTORS[session.options.executor](session, todo, writer, out)
+        return []
+    batchable = {name for name, m in session.methods.items() if getattr(m, "batchable", False)}
+    batches = make_batches(todo, session.batch_size, batchable)
+    if session.batch_size > 1:
+        log.info("batch size %d: %d cells in %d units of work", session.batch_size, len(todo), len(batches))
+    done = EXECUTORS[session.options.executor](session, batches, writer, out)
+    return [item for batch in done for item in batch.items]

@@ -155,8 +155,8 @@ _SPECS = (
     MetricSpec("seconds-train", False, "s", ".3g", "test-time training (ZSSR), device-synchronised", kind="cost"),
     MetricSpec("seconds-infer", False, "s", ".3g", "inference (total minus training), device-synchronised",
                kind="cost"),
-    MetricSpec("seconds-total", False, "s", ".3g", "wall time of the method's upscale call, device-synchronised",
-               kind="cost"),
+    MetricSpec("seconds-total", False, "s", ".3g", "wall time of the method's upscale call, device-synchronised; a "
+               "batched cell's share of its batch (see batch-size)", kind="cost"),
     MetricSpec("peak-memory-mb", False, "MiB", ".0f", "peak memory during the method's call: the CUDA allocator's "
                "peak on a GPU; on the CPU the process's peak resident set (RSS) over the call, which includes the "
                "process's RSS at the call's start (memory-baseline-mb)", kind="cost"),
@@ -164,6 +164,11 @@ _SPECS = (
                kind="cost"),
     MetricSpec("iterations", False, "", ".0f", "ZSSR training iterations", kind="cost"),
     MetricSpec("seconds-kernel", False, "s", ".3g", "blind kernel estimation (KernelGAN), part of seconds-train",
+               kind="cost"),
+    MetricSpec("batch-size", False, "", ".0f", "cells trained together in one call (BATCH); such a cell's "
+               "seconds-train is its share of the batch's training time, in proportion to the iterations it ran, "
+               "plus what ran for it alone (its final test, a kernel estimate)", kind="cost"),
+    MetricSpec("seconds-batch", False, "s", ".3g", "wall time of the whole batched call the cell was part of",
                kind="cost"),
 )
 METRIC_TABLE: dict[str, MetricSpec] = {s.name: s for s in _SPECS}

@@ -15,7 +15,7 @@ DEFAULT_METHODS = {
 }
 
 # Options that do not change a cell's numbers: a resumed run may differ in them (it says so in one line).
-NOT_IN_IDENTITY = ("device", "executor", "workers", "save_images", "time_budget")
+NOT_IN_IDENTITY = ("device", "executor", "workers", "save_images", "time_budget", "batch")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class RunOptions:
     precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16" (CUDA) for every network (zssr.precision)
     time_budget: float | None = None  # seconds: no cell starts after this long (local executor); resume continues
     wait: bool = True  # another run holds the output folder: wait for it (False: stop with a message)
+    # cells of one batchable method (ZSSR) trained together, up to this many: "auto" or an integer >= 1
+    batch: str = "auto"
 
     def __post_init__(self) -> None:
         # a request naming a scale, method or metric twice means it once

@@ -68,3 +68,43 @@ def pending_work(plan: list[WorkItem], states: dict[tuple, CellState], out: Path
     superseded = {key for key in states
                   if (key[0], key[1]) in current and key[2] != current[(key[0], key[1])]}
     return Pending(todo=todo, n_done=done, retry=retry, superseded=superseded)
+
+
+@dataclass(frozen=True)
+class WorkBatch:
+    """The unit of work handed to a worker: one item, or up to K "run" items of one batchable method and config
+    (any images, scales, degradations), computed in one call and recorded cell by cell when the call returns."""
+
+    items: tuple[WorkItem, ...]
+
+    @property
+    def key(self) -> tuple:
+        return tuple(i.cell.key for i in self.items)
+
+    @property
+    def slug(self) -> str:
+        first = self.items[0].cell.slug
+        return first if len(self.items) == 1 else f"{first} (+{len(self.items) - 1} in its batch)"
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def make_batches(todo: list[WorkItem], size: int, batchable: set[str]) -> list[WorkBatch]:
+    """Group the "run" items of batchable methods by (method, config) into batches of up to `size`, in plan order
+    (a batch sits where its first item was); everything else stays a batch of one."""
+    if size <= 1:
+        return [WorkBatch((item,)) for item in todo]
+    slots: list[list[WorkItem]] = []
+    open_by_key: dict[tuple[str, str], list[WorkItem]] = {}
+    for item in todo:
+        if item.action != "run" or item.cell.method not in batchable:
+            slots.append([item])
+            continue
+        key = (item.cell.method, item.cell.config_id)
+        group = open_by_key.get(key)
+        if group is None or len(group) >= size:
+            group = open_by_key[key] = []
+            slots.append(group)
+        group.append(item)
+    return [WorkBatch(tuple(group)) for group in slots]

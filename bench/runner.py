@@ -81,7 +81,8 @@ def _run_locked(session, out: Path, render: bool, notices: list[str]) -> RunSumm
     write_run_json(out, session, finished=False)
 
     start = time.perf_counter()
-    n_run = run_items(session, pending.todo, writer, out)
+    ran = run_items(session, pending.todo, writer, out)
+    n_run = len(ran)
     cells_seconds = time.perf_counter() - start
     mine = read_results(results_path)
     mine = mine[mine["session"] == session.id]
@@ -89,7 +90,7 @@ def _run_locked(session, out: Path, render: bool, notices: list[str]) -> RunSumm
     explicit = sorted({r["method"] for r in unavailable} & session.explicit)
     summary = RunSummary(out=out, n_cells=len(plan), n_done_before=pending.n_done, n_run=n_run,
                          n_left=len(pending.todo) - n_run,
-                         n_metrics_only=sum(1 for i in pending.todo[:n_run] if i.action == "metrics"),
+                         n_metrics_only=sum(1 for i in ran if i.action == "metrics"),
                          failures=failures, unavailable=unavailable, explicit_unavailable=explicit, notices=notices)
     if render:
         from bench.report import render_report

@@ -33,6 +33,7 @@ class Session:
     methods: dict  # name -> Method, precision chosen and prepared
     config_ids: dict[str, str]
     explicit: frozenset[str]  # methods the user named (their being unavailable fails the run)
+    batch_size: int = 1  # BATCH resolved for the device (resolve_batch)
     id: str = field(default_factory=lambda: f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
 
     def degradation(self, degradation_id: str) -> Degradation:
@@ -67,6 +68,27 @@ def _check_options(options: RunOptions) -> None:
         raise ValueError("a time budget must be > 0 seconds and needs the local executor")
     if options.workers is not None and options.workers < 1:
         raise ValueError(f"workers must be >= 1, got {options.workers}")
+    batch = str(options.batch).strip()
+    if batch != "auto" and not (batch.isdigit() and int(batch) >= 1):
+        raise ValueError(f"batch {options.batch!r}: give an integer >= 1 (cells trained together) or auto")
+
+
+def resolve_batch(batch: str, device: torch.device) -> int:
+    """BATCH for a device: an integer as given; "auto" is 1 on a CPU and a memory-bounded K on CUDA."""
+    if str(batch).strip() != "auto":
+        return int(batch)
+    if device.type != "cuda":
+        return AUTO_BATCH_CPU
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, min(AUTO_BATCH_MAX, int(free * 0.5 // AUTO_BATCH_BYTES_PER_PROBLEM)))
+
+
+# BATCH=auto. CPU: 1, measured (see README, "Batched ZSSR"). CUDA: as many problems as half the free memory holds
+# at ~1 GiB each (a paper-profile step of the original network needs ~0.2 GiB of activations per problem; the
+# rest is headroom for the per-problem final test of up to 2k x 2k outputs), at most 16.
+AUTO_BATCH_CPU = 1
+AUTO_BATCH_MAX = 16
+AUTO_BATCH_BYTES_PER_PROBLEM = 1 << 30
 
 
 def _scales(options: RunOptions, dataset: ds.Dataset) -> tuple[int, ...]:
@@ -103,7 +125,8 @@ def build_session(options: RunOptions, device: str | None = None, threads: int |
     ids = {n: config_id(n, m, profile, options.protocol, options.seed) for n, m in methods.items()}
     extra = {"id": session_id} if session_id else {}
     return Session(options=options, device=dev, profile=profile, dataset=dataset, degradations=degradations,
-                   scales=scales, metrics=metrics, methods=methods, config_ids=ids, explicit=explicit, **extra)
+                   scales=scales, metrics=metrics, methods=methods, config_ids=ids, explicit=explicit,
+                   batch_size=resolve_batch(options.batch, dev), **extra)
 
 
 def _create(name: str, profile: str, precision: str, device: torch.device, explicit: bool):

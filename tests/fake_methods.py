@@ -120,6 +120,20 @@ def _tiny_kernelgan() -> type:
     return TinyKernelGAN
 
 
+def _tiny_zssr() -> type:
+    from baselines.zssr_method import preset_class
+
+    class TinyZSSR(preset_class("zssr-original")):
+        """zssr-original with a few iterations on small crops: batched training through the harness, quickly."""
+
+        name = "test-zssr"
+
+        def __init__(self, profile: str = "quick", precision: str = "auto", **kwargs) -> None:
+            super().__init__(profile, precision, max_iters=12, crop_size=16, back_projection_iters=(1,), **kwargs)
+
+    return TinyZSSR
+
+
 # `python -c CLI_CODE run ...`: the command line with these methods registered (tests of whole processes)
 CLI_CODE = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_methods.register()\n"
             "from bench.cli import main; sys.exit(main(sys.argv[1:]))" % str(__import__("pathlib").Path(__file__).parent))
@@ -127,7 +141,7 @@ CLI_CODE = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_metho
 
 def register() -> None:
     for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce, Slow, ToldSpy, PrecisionSpy,
-                _tiny_kernelgan()):
+                _tiny_kernelgan(), _tiny_zssr()):
         if cls.name not in METHODS:
             METHODS.register(cls.name, cls)
 

@@ -137,6 +137,7 @@ def build_context(data: RunData) -> dict:
 
     non_native = [{"dataset": r.dataset, "method": r.method, "scale": int(r.scale), "n": int(r.n)}
                   for r in data.non_native.itertuples()]
+    batched = _batched(rows)
     device = run.get("device", {}) or {}
     devices_in_rows = sorted({d for d in rows.get("device", pd.Series(dtype=str)) if d}) if len(rows) else []
     ds = run.get("dataset", {}) or {}
@@ -173,9 +174,19 @@ def build_context(data: RunData) -> dict:
         "methods": methods,
         "metric_defs": metric_defs,
         "non_native": non_native,
+        "batched": batched,
         "n_rows": int(len(rows)),
         "method_order": data.methods,
     }
+
+
+def _batched(rows: pd.DataFrame) -> list[dict]:
+    """Methods with cells trained in batches (batch-size rows): how many cells, the largest batch."""
+    if not len(rows):
+        return []
+    sizes = rows[(rows["metric"] == "batch-size") & (rows["value"] > 1)]
+    return [{"method": m, "cells": int(len(g)), "largest": int(g["value"].max())}
+            for m, g in sizes.groupby("method", sort=True)]
 
 
 def _precision_summary(run: dict) -> str:
