@@ -132,27 +132,29 @@ def loop_rate(cfg: ZSSRConfig, lr: torch.Tensor, iters: int, warmup: int) -> tup
 
 
 def batch_rates(cfg: ZSSRConfig, lrs: list[torch.Tensor], ks: list[int], iters: int, stackings: list[str],
-                repeats: int) -> list[dict]:
+                repeats: int, graphs: list[bool]) -> list[dict]:
     """Training steps per second of upscale_many for each batch size K (median of `repeats` runs)."""
     from zssr.batched import BatchConfig, Problem, upscale_many
 
     base = cfg.replace(max_iters=iters, min_learning_rate=0.0, back_projection_iters=(0,), ensemble=False)
     rows = []
-    for stacking in stackings:
+    for stacking, graph in [(s, g) for s in stackings for g in graphs]:
+        batch = BatchConfig(stacking=stacking, cuda_graph=graph)
         for k in ks:
             problems = [Problem(lrs[i % len(lrs)], 2, base.replace(seed=i)) for i in range(k)]
-            upscale_many(problems[:1], BatchConfig(stacking=stacking))  # warm-up: kernels chosen, caches filled
+            upscale_many(problems[:1], batch)  # warm-up: kernels chosen, caches filled
             seconds = []
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                results = upscale_many(problems, BatchConfig(stacking=stacking))
+                results = upscale_many(problems, batch)
                 sync(lrs[0].device)
                 infer = sum(r[1]["seconds-infer"] for r in results)
                 seconds.append(time.perf_counter() - t0 - infer)
             t = float(np.median(seconds))
-            rows.append(dict(stacking=stacking, batch=k, crop=cfg.crop_size, precision=results[0][1]["precision"],
-                             steps_per_s_per_problem=iters / t, steps_per_s_total=k * iters / t))
-            print(f"{stacking:8s} K={k:3d}  {iters / t:8.2f} steps/s per problem  {k * iters / t:8.2f} in total "
+            rows.append(dict(stacking=stacking, cuda_graph=graph, batch=k, crop=cfg.crop_size,
+                             precision=results[0][1]["precision"], steps_per_s_per_problem=iters / t,
+                             steps_per_s_total=k * iters / t))
+            print(f"{stacking:8s}{' graph' if graph else ''} K={k:3d}  {iters / t:8.2f} steps/s per problem  {k * iters / t:8.2f} in total "
                   f"({1000 * t / iters:.1f} ms per batched step)", flush=True)
     return rows
 
@@ -175,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--batch", default="", help="comma-separated batch sizes K for batched training (e.g. 1,2,4,8)")
     ap.add_argument("--stackings", default="grouped", help="with --batch: grouped, vmap (comma-separated)")
+    ap.add_argument("--cuda-graph", choices=("off", "on", "both"), default="off",
+                    help="with --batch on CUDA: capture the batched step as a CUDA graph (both: measure each)")
     ap.add_argument("--crop", type=int, default=0, help="HR father size (default: the preset's / profile's)")
     args = ap.parse_args(argv)
 
@@ -200,8 +204,11 @@ def main(argv: list[str] | None = None) -> int:
                     cfg = cfg.replace(crop_size=args.crop)
                 print(f"batched training: preset {preset}, {args.profile} profile, crop {cfg.crop_size}, "
                       f"{args.iters} iterations", flush=True)
+                graphs = {"off": [False], "on": [True], "both": [False, True]}[args.cuda_graph]
+                if device.type != "cuda":
+                    graphs = [False]
                 for row in batch_rates(cfg, lrs, [int(k) for k in args.batch.split(",")], args.iters,
-                                       args.stackings.split(","), args.repeats):
+                                       args.stackings.split(","), args.repeats, graphs):
                     batched.append(dict(row, preset=preset, profile=args.profile))
         if args.json:
             args.json.write_text(json.dumps(dict(info, batched=batched, load_average_after=os.getloadavg()),

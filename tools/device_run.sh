@@ -5,12 +5,13 @@
 #
 # 1. installs the kit's wheels into a target folder (--no-index --no-deps); the project runs from the source tree;
 # 2. prints versions and the GPU; 3. `pytest -m gpu`; 4. ZSSR step rates (tools/bench_zssr_speed.py);
-# 5. the harness, paper profile: Set5 x2 and x4 with the default methods, then Set14 x2 with the ZSSR presets and
-#    dat-light; each stage resumes from .device-results/<stage>/ when that was carried in, and starts no cell once
+#    and batched ZSSR training rates for K = 1, 2, 4, 8, 16 (paper crops; eager and CUDA graph), merged into steps.json;
+# 5. the harness, paper profile: Set5 x2 and x4 with the default methods, Set14 x2 with the ZSSR presets and
+#    dat-light, and Set14 x2 of zssr-original with BATCH=14 (all 14 images in one batch); each stage resumes from .device-results/<stage>/ when that was carried in, and starts no cell once
 #    the budget (BUDGET_S, default 480 s from the start) is spent, so the call ends cleanly inside its limit.
-# Files into $OUT (at most 8 come back): device.log, steps.json, <stage>-results.csv, <stage>-report.md, and
-# <stage>-run.tar.gz (the run folder without SR images: results.csv, run.json, report.md, index.html, figures,
-# crops, curves). `tools/device_collect.sh <files_at>` unpacks them into .device-results/ so the next call resumes.
+# Files into $OUT (at most 8 come back): device.log, steps.json, <stage>-results.csv and <stage>-run.tar.gz (the
+# run folder without SR images: results.csv, run.json, report.md, index.html, figures, crops, curves).
+# `tools/device_collect.sh <files_at>` unpacks them into .device-results/ so the next call resumes.
 # Rehearsal without a GPU (make device-rehearsal): DEVICE=cpu PROFILE=quick STAGES=rehearsal.
 set -uo pipefail
 START=$(date +%s)
@@ -20,7 +21,7 @@ RESULTS=${RESULTS:-.device-results}
 DEVICE=${DEVICE:-cuda}
 PROFILE=${PROFILE:-paper}
 PRECISION=${PRECISION:-auto}
-STAGES=${STAGES:-set5 set14}
+STAGES=${STAGES:-set5 set14 set14-batched}
 PY=${PY:-python3}
 SITE=${SITE:-/tmp/zssr-bench-site}
 OUT=${OUT:-$RESULTS/out}
@@ -61,23 +62,36 @@ log "ZSSR step rates"
 timeout 90 $PY tools/bench_zssr_speed.py --device "$DEVICE" --iters "${SPEED_ITERS:-100}" --warmup 10 --repeats 2 \
     --precisions fp32,bf16 --layouts channels_last --presets original,modified --no-e2e \
     --json "$OUT/steps.json" 2>&1 | tail -8 | tee -a "$LOG"
+log "batched ZSSR training rates"
+timeout 120 $PY tools/bench_zssr_speed.py --device "$DEVICE" --iters "${SPEED_ITERS:-100}" --repeats 1 \
+    --profile "$PROFILE" --batch 1,2,4,8,16 --cuda-graph both --json "$OUT/batch.json" 2>&1 | tail -12 | tee -a "$LOG"
+$PY - "$OUT" <<'EOF2'  # one file back for both: batch.json merged into steps.json
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+steps, batch = out / "steps.json", out / "batch.json"
+if batch.exists():
+    merged = json.loads(steps.read_text()) if steps.exists() else {}
+    merged["batched"] = json.loads(batch.read_text()).get("batched", [])
+    steps.write_text(json.dumps(merged, indent=1))
+    batch.unlink()
+EOF2
 
-stage() {  # name, dataset, methods (empty: the profile's defaults), scales
-    local name=$1 dataset=$2 methods=$3 scales=$4 budget
+stage() {  # name, dataset, methods (empty: the profile's defaults), scales, batch
+    local name=$1 dataset=$2 methods=$3 scales=$4 batch=${5:-auto} budget
     budget=$(( $(left) - 45 ))  # leave time for the report and packing
     if [ "$budget" -lt 20 ]; then log "stage $name skipped: budget spent"; return; fi
     log "stage $name: $dataset x$scales ${methods:-default methods}, budget $budget s"
     $PY -m bench run --dataset "$dataset" ${methods:+--methods "$methods"} --scales "$scales" \
-        --profile "$PROFILE" --device "$DEVICE" --precision "$PRECISION" --out "$RESULTS/$name" \
+        --profile "$PROFILE" --device "$DEVICE" --precision "$PRECISION" --out "$RESULTS/$name" --batch "$batch" \
         --time-budget "$budget" 2>&1 | grep -v '^\s*$' | tail -15 | tee -a "$LOG"
     cp "$RESULTS/$name/results.csv" "$OUT/$name-results.csv" 2>/dev/null
-    cp "$RESULTS/$name/report.md" "$OUT/$name-report.md" 2>/dev/null
     tar -czf "$OUT/$name-run.tar.gz" -C "$RESULTS/$name" --exclude=./sr --exclude=./inputs . 2>/dev/null
 }
 for s in $STAGES; do
     case $s in
         set5) stage set5 set5 "" 2,4 ;;
-        set14) stage set14 set14 zssr-original,zssr-modified,zssr-original-gradual,dat-light 2 ;;
+        set14) stage set14 set14 zssr-original,zssr-modified,zssr-original-gradual,dat-light 2 1 ;;
+        set14-batched) stage set14-batched set14 zssr-original 2 14 ;;
         rehearsal)  # one image, bicubic and one quick ZSSR cell
             mkdir -p "$RESULTS/rehearsal-data/one" && cp "$KIT/data/set5/HR/bird.png" "$RESULTS/rehearsal-data/one/"
             stage rehearsal "$RESULTS/rehearsal-data" bicubic,zssr-original 2 ;;

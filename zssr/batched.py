@@ -48,7 +48,7 @@ from zssr.trainer import ZSSR, Callback, Pair, _sync
 
 # ZSSRConfig fields that decide the network's shape and the shared step: problems in one batch must agree on them
 SHARED_FIELDS = ("depth", "width", "kernel_size", "conv", "activation", "bias", "learn_residual", "crop_size",
-                 "optimizer", "momentum", "precision", "channels_last")
+                 "optimizer", "momentum", "grad_clip_norm", "precision", "channels_last")
 STACKINGS = ("grouped", "vmap")
 FINISHED = ("auto", "repack", "mask")
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which the single trainer uses
@@ -297,7 +297,7 @@ class StackedNets:
         """K x 3 x H x W crops (one per problem) -> K x 3 x H x W outputs, problem j through network j."""
         params = self.params if params is None else params
         k = params[0].shape[0]
-        with autocast(self.precision, x.device):
+        with autocast(self.precision, x.device, cache=False):  # no weight-cast cache: capturable as a CUDA graph
             if self.stacking == "vmap":
                 y = self._vmap_body(x, params)
             else:

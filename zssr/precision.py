@@ -69,11 +69,12 @@ def torch_dtype(precision: str) -> torch.dtype:
     return _DTYPES[precision]
 
 
-def autocast(precision: str, device: torch.device | str) -> ContextManager:
-    """Autocast for a concrete precision; a no-op for fp32."""
+def autocast(precision: str, device: torch.device | str, cache: bool = True) -> ContextManager:
+    """Autocast for a concrete precision; a no-op for fp32. cache=False: no cache of cast weights (as CUDA-graph
+    capture needs)."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=_DTYPES[precision])
+    return torch.autocast(device_type=torch.device(device).type, dtype=_DTYPES[precision], cache_enabled=cache)
 
 
 __all__ = ["PRECISIONS", "native_bf16", "check_precision", "resolve_precision", "torch_dtype", "autocast"]
