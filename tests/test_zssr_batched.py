@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_precision import brick_pair, psnr_inner
+from test_precision import psnr_inner
 from zssr import ZSSR, ZSSRConfig
 from zssr.batched import BatchConfig, Problem, StackedNets, upscale_many
 from zssr.ensemble import self_ensemble

@@ -27,7 +27,6 @@ problem's own final test is timed alone (stats "seconds-train", "seconds-infer",
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
