@@ -41,3 +41,18 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("ZSSR_BENCH_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture()
+def folder(tmp_path) -> Path:
+    """A folder dataset of 5 noise images (48 x 40) in categories a (3) and b (2); modules may define their own."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cat, n in (("a", 3), ("b", 2)):
+        (tmp_path / "imgs" / cat).mkdir(parents=True)
+        for i in range(n):
+            img = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
+            Image.fromarray(img).save(tmp_path / "imgs" / cat / f"{cat}{i}.png")
+    return tmp_path / "imgs"

@@ -1,9 +1,7 @@
 """BATCH=K in the harness: cells of one ZSSR method trained together, recorded cell by cell, exactly once."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import fake_methods
 from bench.plan import WorkItem, make_batches
@@ -12,17 +10,6 @@ from bench.runner import RunOptions, run
 from bench.session import resolve_batch
 
 fake_methods.register()
-
-
-@pytest.fixture()
-def folder(tmp_path):
-    rng = np.random.default_rng(0)
-    for cat, n in (("a", 3), ("b", 2)):
-        (tmp_path / "imgs" / cat).mkdir(parents=True)
-        for i in range(n):
-            img = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
-            Image.fromarray(img).save(tmp_path / "imgs" / cat / f"{cat}{i}.png")
-    return tmp_path / "imgs"
 
 
 def _opts(folder, out, batch, methods=("test-zssr", "test-nearest"), **kw):

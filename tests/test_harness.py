@@ -6,9 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import fake_methods
 from bench.results import CELL_KEY, END_METRIC, read_results
@@ -16,16 +14,6 @@ from bench.runner import RunOptions, run
 
 fake_methods.register()
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture()
-def folder(tmp_path):
-    rng = np.random.default_rng(0)
-    for cat, n in (("a", 3), ("b", 2)):
-        (tmp_path / "imgs" / cat).mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(tmp_path / "imgs" / cat / f"{cat}{i}.png")
-    return tmp_path / "imgs"
 
 
 def _opts(folder, out, methods, **kw):
