@@ -32,7 +32,7 @@ BENCH_ARGS = --dataset '$(DATASET)' --protocol $(PROTOCOL) --profile $(PROFILE) 
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: setup bench test weights list clean-venv lint device-kit device-rehearsal
+.PHONY: setup bench test weights list clean-venv lint device-kit device-rehearsal reproduce
 
 setup: $(STAMP)
 
@@ -46,6 +46,19 @@ $(STAMP): pyproject.toml Makefile
 
 bench: $(STAMP)
 	$(PY) -m bench run $(BENCH_ARGS)
+
+# The ZSSR paper's table: zssr-original (one jump) and zssr-original-gradual (the paper's 6 increments), paper
+# profile, PRECISION (auto: bf16 where native), Set5 and Set14 at x2/x3/x4; Set5 x2 again with seeds 1 and 2 (the
+# spread); Set5 x2 of the gradual variant in fp32 (does bf16 move the mean?). One folder per run under
+# reports/reproduce/, each resumable. Estimated: hours on one GPU; about a day per 100 gradual cells on 2 CPU cores.
+REPRODUCE = $(PY) -m bench run --profile paper --protocol rgb --degradation bicubic --device $(DEVICE) --batch $(BATCH)
+ZSSR_PAPER = zssr-original,zssr-original-gradual
+reproduce: $(STAMP)
+	$(REPRODUCE) --precision $(PRECISION) --dataset set5 --scales 2,3,4 --methods $(ZSSR_PAPER) --out reports/reproduce/set5
+	$(REPRODUCE) --precision $(PRECISION) --dataset set14 --scales 2,3,4 --methods $(ZSSR_PAPER) --out reports/reproduce/set14
+	for seed in 1 2; do $(REPRODUCE) --precision $(PRECISION) --dataset set5 --scales 2 --methods $(ZSSR_PAPER) \
+		--seed $$seed --out reports/reproduce/set5-x2-seed$$seed || exit 1; done
+	$(REPRODUCE) --precision fp32 --dataset set5 --scales 2 --methods zssr-original-gradual --out reports/reproduce/set5-x2-fp32
 
 weights: $(STAMP)
 	$(PY) -m bench weights $(if $(METHODS),--methods '$(METHODS)')
