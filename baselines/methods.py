@@ -12,8 +12,8 @@ METHODS: LazyRegistry[type[Method]] = LazyRegistry("method")
 METHODS.register("bicubic", "baselines.interpolation:Bicubic")
 METHODS.register("lanczos", "baselines.interpolation:Lanczos")
 # internal learning: ZSSR presets (zssr/ holds the algorithm; baselines/zssr_method.py adapts it, one class per preset)
-ZSSR_PRESETS = ("original", "original-gradual", "modified", "gradual", "modified-gradual", "ablation-width32",
-                "ablation-depthwise", "ablation-prelu", "ablation-lr", "ablation-no-ensemble")
+ZSSR_PRESETS = ("original", "original-gradual", "fast", "modified", "gradual", "modified-gradual",
+                "ablation-width32", "ablation-depthwise", "ablation-prelu", "ablation-lr", "ablation-no-ensemble")
 for _preset in ZSSR_PRESETS:
     METHODS.register(f"zssr-{_preset}", "baselines.zssr_method:preset_class()")
 METHODS.register("zssr-true-kernel", "baselines.zssr_method:ZSSRTrueKernel")  # non-blind: told the true kernel

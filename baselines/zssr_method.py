@@ -34,6 +34,7 @@ QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
     # six increments: fewer iterations per increment, the paper's per-increment back-projection counts halved
     "original-gradual": {**QUICK_BASE, "max_iters": 100, "back_projection_iters": (3, 3, 4, 5, 5, 6)},
     "modified": dict(QUICK_BASE),
+    "fast": dict(QUICK_BASE),
     "ablation-width32": dict(QUICK_BASE),
     "ablation-depthwise": dict(QUICK_BASE),
     "ablation-prelu": dict(QUICK_BASE),
