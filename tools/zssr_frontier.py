@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", default=",".join(SET5), help="Set5 images (comma-separated)")
     ap.add_argument("--scale", type=int, default=2)
-    ap.add_argument("--presets", default="original,modified", help="ZSSR presets (comma-separated)")
+    ap.add_argument("--presets", default="original,fast,modified", help="ZSSR presets (comma-separated)")
     ap.add_argument("--budgets", default="100,200,400,800,1600,3000", help="max_iters values (comma-separated)")
     ap.add_argument("--precisions", default="bf16,fp32")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
