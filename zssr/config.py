@@ -313,7 +313,7 @@ MODIFIED_LR = dict(learning_rate=0.1, optimizer="sgd", momentum=0.9, grad_clip_n
 MODIFIED_NO_ENSEMBLE = dict(ensemble=False)  # one forward pass at test time; back-projection stays as configured
 
 # --- "fast": the original network and ideas on a fixed, shorter budget (measured on Set5 x2, bf16, this project's
-# 2-core CPU; the probes are in the report of the change that added this) ----------------------------------------
+# 2-core CPU; the probes and their figures are in the README, "Reproduced results") ------------------------
 # - 96 x 96 HR fathers instead of 128: ~0.55x the time per iteration, and more (noisier) steps per second beat
 #   fewer large ones at this budget (64 x 64 with 900 steps lost 2.3 dB on butterfly: too little context per step).
 # - He init (variance 2 / fan_in) and a zero last layer instead of variance 0.1: with the original init the first
