@@ -151,12 +151,25 @@ def test_warmup_cosine_schedule_shape():
     assert [scheduled_lr(step, i) for i in (0, 49, 50, 75, 99)] == pytest.approx([0.1, 0.1, 0.01, 0.001, 0.001])
 
 
+def _x2_pair(img: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    hr = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    return hr, (imresize(hr, 0.5) * 255).round().clamp(0, 255) / 255
+
+
+def _gain_over_bicubic(preset: str, hr: torch.Tensor, lr: torch.Tensor) -> float:
+    cfg = ZSSRConfig.preset(preset).replace(max_iters=120, crop_size=32, seed=0, precision="fp32")
+    sr, bic = ZSSR(cfg).upscale(lr, 2), imresize(lr, 2).clamp(0, 1)
+
+    def psnr(a):
+        return 10 * np.log10(1 / torch.mean((a[..., 2:-2, 2:-2] - hr[..., 2:-2, 2:-2]) ** 2).item())
+
+    return psnr(sr) - psnr(bic)
+
+
 def test_modified_schedule_at_lr_0_1_is_finite_and_lowers_the_loss():
     torch.set_num_threads(1)
     skimage_data = pytest.importorskip("skimage.data")
-    img = skimage_data.brick()[:48, :48].astype(np.float32) / 255
-    hr = torch.from_numpy(np.stack([img] * 3)).unsqueeze(0)
-    lr = (imresize(hr, 0.5) * 255).round().clamp(0, 255) / 255
+    _, lr = _x2_pair(np.stack([skimage_data.brick()[:48, :48]] * 3, -1))
     cfg = ZSSRConfig.preset("modified").replace(max_iters=200, crop_size=24, run_test_every=10, seed=0)
     losses, rates = [], []
     z = ZSSR(cfg)
@@ -191,26 +204,13 @@ def test_fast_preset_is_the_original_network_on_a_shorter_schedule():
     # what the README's variants table says: 96 x 96 fathers, He init with a zero last layer, Adam 1e-3 with warm-up
     # and cosine over a fixed budget; network, augmentation, ensemble and back-projection stay the original's
     assert changed == dict(crop_size=96, max_iters=650, init_variance=2.0, init_last_zero=True,
-                           lr_schedule="warmup-cosine", lr_warmup_fraction=0.1, lr_final_fraction=1e-3, grad_clip_norm=0.4)
+                           lr_schedule="warmup-cosine", lr_warmup_fraction=0.1, lr_final_fraction=1e-3,
+                           grad_clip_norm=0.4)
     assert fast.learning_rate == original.learning_rate == 1e-3 and fast.optimizer == "adam"
     assert (fast.conv, fast.width, fast.activation, fast.ensemble) == ("plain", 64, "relu", True)
     m = create_method("zssr-fast")
-    assert m.config()["zssr"]["max_iters"] == 650 and m.info.parameters == create_method("zssr-original").info.parameters
-
-
-def _x2_pair(img: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    hr = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None]
-    return hr, (imresize(hr, 0.5) * 255).round().clamp(0, 255) / 255
-
-
-def _gain_over_bicubic(preset: str, hr: torch.Tensor, lr: torch.Tensor) -> float:
-    cfg = ZSSRConfig.preset(preset).replace(max_iters=120, crop_size=32, seed=0, precision="fp32")
-    sr, bic = ZSSR(cfg).upscale(lr, 2), imresize(lr, 2).clamp(0, 1)
-
-    def psnr(a):
-        return 10 * np.log10(1 / torch.mean((a[..., 2:-2, 2:-2] - hr[..., 2:-2, 2:-2]) ** 2).item())
-
-    return psnr(sr) - psnr(bic)
+    assert m.config()["zssr"]["max_iters"] == 650
+    assert m.info.parameters == create_method("zssr-original").info.parameters
 
 
 def test_fast_preset_beats_bicubic_on_a_small_crop():
