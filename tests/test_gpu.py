@@ -9,7 +9,7 @@ import torch
 from baselines.pretrained import move_for_inference, run_at_native_scale
 from baselines.tiling import TileConfig, tiled_forward
 from bench.device import PeakMemory, timed
-from test_precision import brick_pair, psnr_inner
+from sr_pairs import brick_pair, psnr_inner
 from test_pretrained import random_compact_state
 from zssr import ZSSR, ZSSRConfig
 from zssr.resize import imresize

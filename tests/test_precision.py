@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 import fake_methods
+from sr_pairs import brick_pair, psnr_inner
 from baselines.methods import create_method
 from bench.report import render_report
 from bench.report.load import load_run
@@ -90,20 +91,6 @@ def test_network_output_and_residual_stay_fp32_under_autocast():
     with torch.no_grad():
         residual = net.body(x).float()
     assert torch.allclose(y.detach(), x + residual, atol=2e-3 * residual.abs().max().item() + 1e-6)
-
-
-def brick_pair(size: int = 48, device: str | torch.device = "cpu"):
-    """A size x size crop of scikit-image's brick texture (RGB) and its x2 MATLAB-bicubic LR, rounded to uint8."""
-    skimage_data = pytest.importorskip("skimage.data")
-    img = skimage_data.brick()[:size, :size].astype(np.float32) / 255
-    hr = torch.from_numpy(np.stack([img] * 3)).unsqueeze(0).to(device)
-    lr = (imresize(hr, 0.5) * 255).round().clamp(0, 255) / 255
-    return hr, lr
-
-
-def psnr_inner(a, hr):
-    """PSNR in dB inside a 2-pixel border (tensors in [0, 1])."""
-    return 10 * np.log10(1 / torch.mean((a[..., 2:-2, 2:-2] - hr[..., 2:-2, 2:-2]) ** 2).item())
 
 
 @pytest.mark.parametrize("preset", ["original", "modified"])

@@ -44,6 +44,8 @@ def test_unknown_preset_and_field_are_errors():
         dataclasses.replace(ZSSRConfig(), nonsense=1)
     with pytest.raises(ValueError, match="conv"):
         ZSSRConfig(conv="fancy")
+    with pytest.raises(ValueError, match="restart_if_stuck"):
+        ZSSRConfig(restart_if_stuck=1.0)
 
 
 def test_frozen_hashable_and_json():

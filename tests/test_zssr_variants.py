@@ -10,7 +10,8 @@ from baselines.zssr_method import QUICK_OVERRIDES
 from zssr import ZSSR, ZSSRConfig
 from zssr.lr_policy import scheduled_lr
 from zssr.network import ZSSRNet, count_parameters
-from zssr.resize import imresize
+
+from sr_pairs import brick_pair, gain_over_bicubic, x2_pair
 
 TINY = dict(max_iters=8, crop_size=16, min_iters=4, lr_slope_range=8, run_test_every=2, lr_check_every=3,
             back_projection_iters=(1,))
@@ -151,25 +152,14 @@ def test_warmup_cosine_schedule_shape():
     assert [scheduled_lr(step, i) for i in (0, 49, 50, 75, 99)] == pytest.approx([0.1, 0.1, 0.01, 0.001, 0.001])
 
 
-def _x2_pair(img: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    hr = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None]
-    return hr, (imresize(hr, 0.5) * 255).round().clamp(0, 255) / 255
-
-
 def _gain_over_bicubic(preset: str, hr: torch.Tensor, lr: torch.Tensor) -> float:
     cfg = ZSSRConfig.preset(preset).replace(max_iters=120, crop_size=32, seed=0, precision="fp32")
-    sr, bic = ZSSR(cfg).upscale(lr, 2), imresize(lr, 2).clamp(0, 1)
-
-    def psnr(a):
-        return 10 * np.log10(1 / torch.mean((a[..., 2:-2, 2:-2] - hr[..., 2:-2, 2:-2]) ** 2).item())
-
-    return psnr(sr) - psnr(bic)
+    return gain_over_bicubic(ZSSR(cfg).upscale(lr, 2), hr, lr)
 
 
 def test_modified_schedule_at_lr_0_1_is_finite_and_lowers_the_loss():
     torch.set_num_threads(1)
-    skimage_data = pytest.importorskip("skimage.data")
-    _, lr = _x2_pair(np.stack([skimage_data.brick()[:48, :48]] * 3, -1))
+    _, lr = brick_pair(48)
     cfg = ZSSRConfig.preset("modified").replace(max_iters=200, crop_size=24, run_test_every=10, seed=0)
     losses, rates = [], []
     z = ZSSR(cfg)
@@ -218,7 +208,7 @@ def test_fast_preset_beats_bicubic_on_a_small_crop():
     # scikit-image's astronaut: >= 1 dB over bicubic (measured +2.19 dB; seed 1: +1.87)
     skimage_data = pytest.importorskip("skimage.data")
     torch.set_num_threads(1)
-    assert _gain_over_bicubic("fast", *_x2_pair(skimage_data.astronaut()[100:196, 180:276])) > 1.0
+    assert _gain_over_bicubic("fast", *x2_pair(skimage_data.astronaut()[100:196, 180:276])) > 1.0
 
 
 @pytest.mark.xfail(strict=True, reason="known defect of zssr-fast: its He init overfits periodic texture (README)")
@@ -226,6 +216,5 @@ def test_fast_preset_beats_bicubic_on_brick_texture():
     # the same budget on a 96 x 96 crop of scikit-image's brick: the original init gains +1.78 dB, zssr-fast's He
     # init with a zero last layer loses 3.1 dB (and 0.67 dB at the full preset on a 256 x 256 crop); when a fix
     # lands this test passes and strict xfail reports it
-    skimage_data = pytest.importorskip("skimage.data")
     torch.set_num_threads(1)
-    assert _gain_over_bicubic("fast", *_x2_pair(np.stack([skimage_data.brick()[:96, :96]] * 3, -1))) > 0.5
+    assert _gain_over_bicubic("fast", *brick_pair(96)) > 0.5

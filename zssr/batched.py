@@ -43,6 +43,7 @@ from zssr.lr_policy import make_policy
 from zssr.network import ZSSRNet, count_parameters
 from zssr.precision import autocast, resolve_precision
 from zssr.resize import imresize
+from zssr.restart import StuckWatch
 from zssr.trainer import ZSSR, Callback, Pair, _sync
 
 # ZSSRConfig fields that decide the network's shape and the shared step: problems in one batch must agree on them
@@ -119,21 +120,23 @@ class _Slot:
         self.inp, self.base_sf, self.base_ind = self.x, (1.0, 1.0), 0
         self.out = self.x
         self.step_ind = 0
-        self.stats: dict[str, Any] = dict(iterations=0, curve=[], steps=[], device=str(device),
+        self.stats: dict[str, Any] = dict(iterations=0, curve=[], steps=[], restarts=[], device=str(device),
                                           parameters=count_parameters(self.net), seed=seed,
                                           precision=self.helper.precision, channels_last=cfg.channels_last)
         self.seconds_infer = 0.0
         self.done = False
         self.begin_step()
 
-    def begin_step(self) -> None:
+    def begin_step(self, restarted: bool = False) -> None:
         cfg = self.cfg
         sf_abs = self.steps[self.step_ind]
         self.sf_abs = sf_abs
         self.sf = (sf_abs[0] / self.base_sf[0], sf_abs[1] / self.base_sf[1])
-        if self.step_ind > 0 and cfg.init_net_for_each_sf:
+        if self.step_ind > 0 and cfg.init_net_for_each_sf and not restarted:
             self.net.reset_parameters(self.init_gen)
             self.opt_state = None
+        self.watch = StuckWatch(cfg.restart_if_stuck, cfg.max_iters, enabled=not restarted)
+        self.restart_requested = False
         self.down = self.helper._downscaler(self.kernels[self.step_ind], self.x.device)
         plan = plan_augmentations(
             self.rng, cfg.max_iters, [(int(s.shape[-2]), int(s.shape[-1])) for s in self.sources],
@@ -168,11 +171,24 @@ class _Slot:
             self.measured.append((it, loss, lr_now, rec))
         if self.problem.callback is not None:
             self.problem.callback(it, loss, lr_now, rec)
+        if rec is not None and self.watch.stuck(it, rec):
+            self.it += 1
+            self.restart_requested = True
+            return
         if policy.update(it):
             self.lr = policy.lr
         self.it += 1
         if policy.finished or self.it >= self.cfg.max_iters:
             self.training = False
+
+    def restart(self) -> None:
+        """The single trainer's restart of a stuck step: fresh weights (into self.net), a fresh optimizer, the
+        step planned again; the spent iterations are counted, their curve dropped."""
+        self.stats["iterations"] += self.it
+        self.stats["restarts"].append(dict(step=self.step_ind, iteration=self.it, rec_ratio=self.watch.ratio))
+        self.net.reset_parameters(self.init_gen)
+        self.opt_state = None
+        self.begin_step(restarted=True)
 
     def finish_step(self, ensemble_batched: bool) -> None:
         """Final test of this step (the network is in self.net), the step's stats, the next step or the end."""
@@ -494,6 +510,10 @@ def upscale_many(problems: Sequence[Problem], batch: BatchConfig | None = None,
                     continue
                 s.iterations_run += 1
                 s.after_step(losses[j], stacked.view(j))
+                if s.restart_requested:
+                    s.restart()
+                    stacked.load(j, s.net, None)
+                    continue
                 if s.training:
                     continue
                 s.opt_state = stacked.export(j, s.net)  # the weights into s.net for the final test

@@ -31,6 +31,7 @@ from zssr.lr_policy import make_policy
 from zssr.network import ZSSRNet, count_parameters
 from zssr.precision import autocast, resolve_precision
 from zssr.resize import imresize
+from zssr.restart import StuckWatch
 
 Pair = tuple[float, float]
 Callback = Callable[[int, torch.Tensor, float, "torch.Tensor | None"], Any]
@@ -154,7 +155,7 @@ class ZSSR:
         inp = x
         base_sf: Pair = (1.0, 1.0)
         base_ind = 0
-        stats: dict[str, Any] = dict(iterations=0, curve=[], steps=[], device=str(device),
+        stats: dict[str, Any] = dict(iterations=0, curve=[], steps=[], restarts=[], device=str(device),
                                      parameters=count_parameters(net), seed=seed, precision=self.precision,
                                      channels_last=self._channels_last)
         seconds_train = 0.0
@@ -168,8 +169,17 @@ class ZSSR:
             down = self._downscaler(kernel, device)
 
             t0 = time.perf_counter()
-            step_stats = self._train(net, opt, scaler, sources, source_scales, inp, sf, down, rng, noise_gen,
-                                     callback, step_ind)
+            watch = StuckWatch(cfg.restart_if_stuck, cfg.max_iters)
+            while True:
+                step_stats = self._train(net, opt, scaler, sources, source_scales, inp, sf, down, rng, noise_gen,
+                                         callback, step_ind, watch)
+                if not step_stats.pop("stuck"):
+                    break
+                stats["iterations"] += step_stats["iterations"]  # spent: counted, its curve dropped
+                stats["restarts"].append(dict(step=step_ind, iteration=step_stats["iterations"], rec_ratio=watch.ratio))
+                net.reset_parameters(init_gen)
+                opt = self._optimizer(net, device)
+                watch = StuckWatch(cfg.restart_if_stuck, cfg.max_iters, enabled=False)
             _sync(device)
             t1 = time.perf_counter()
             out = self._final_test(net, inp, sf, down, bp)
@@ -230,7 +240,7 @@ class ZSSR:
         return torch.mean((inp - rec) ** 2)
 
     def _train(self, net, opt, scaler, sources, source_scales, inp, sf, down, rng, noise_gen, callback,
-               step_ind) -> dict[str, Any]:
+               step_ind, watch: StuckWatch) -> dict[str, Any]:
         cfg = self.config
         device = inp.device
         crop = cfg.crop_size
@@ -247,6 +257,7 @@ class ZSSR:
         measured: list[tuple[int, torch.Tensor, float, torch.Tensor]] = []
         net.train()
         iterations = 0
+        stuck = False
         for it in range(cfg.max_iters):
             father = warp(sources[srcs[it]], thetas[it:it + 1], crop, modes[it])
             son = self._father_to_son(father, sf, down, noise_gen)
@@ -272,6 +283,9 @@ class ZSSR:
                 measured.append((it, loss.detach(), lr_now, rec))
             if callback is not None:
                 callback(it, loss.detach(), lr_now, rec)
+            if rec is not None and watch.stuck(it, rec):
+                stuck = True
+                break
             if policy.update(it):
                 for group in opt.param_groups:
                     group["lr"] = policy.lr
@@ -284,7 +298,7 @@ class ZSSR:
             curve = [dict(iteration=m[0], loss=v[0], lr=m[2], rec_error=v[1], step=step_ind)
                      for m, v in zip(measured, values)]
         return dict(iterations=iterations, curve=curve, lr_changes=policy.change_iters[1:], final_lr=policy.lr,
-                    fits=policy.fits)
+                    fits=policy.fits, stuck=stuck)
 
     @torch.no_grad()
     def _final_test(self, net: ZSSRNet, inp: torch.Tensor, sf: Pair, down, bp_iters: int) -> torch.Tensor:
