@@ -192,10 +192,11 @@ def test_fast_preset_is_the_original_network_on_a_shorter_schedule():
     original, fast = ZSSRConfig.preset("original"), ZSSRConfig.preset("fast")
     changed = {k: v for k, v in fast.to_dict().items() if v != original.to_dict()[k]}
     # what the README's variants table says: 96 x 96 fathers, He init with a zero last layer, Adam 1e-3 with warm-up
-    # and cosine over a fixed budget; network, augmentation, ensemble and back-projection stay the original's
+    # and cosine over a fixed budget, a restart if the network is dead at 25 % of it; network, augmentation,
+    # ensemble and back-projection stay the original's
     assert changed == dict(crop_size=96, max_iters=650, init_variance=2.0, init_last_zero=True,
                            lr_schedule="warmup-cosine", lr_warmup_fraction=0.1, lr_final_fraction=1e-3,
-                           grad_clip_norm=0.4)
+                           grad_clip_norm=0.4, restart_if_stuck=0.25)
     assert fast.learning_rate == original.learning_rate == 1e-3 and fast.optimizer == "adam"
     assert (fast.conv, fast.width, fast.activation, fast.ensemble) == ("plain", 64, "relu", True)
     m = create_method("zssr-fast")
