@@ -111,6 +111,7 @@ class _ZSSRPreset(Method):
         if len(stats) > 1:
             self.last_stats["seconds-train"] = sum(s["seconds-train"] for s in stats)
             self.last_stats["iterations"] = sum(s["iterations"] for s in stats)
+            self.last_stats["restarts"] = [r for s in stats for r in s.get("restarts", [])]
         return torch.stack(outputs).to(lr.device)
 
     def _problem(self, frame: torch.Tensor, scale: int, kernels: list | None = None

@@ -196,6 +196,8 @@ class CellRunner:
         for stat in ("iterations", "seconds-kernel"):  # what a method reports beyond the clock
             if stat in stats:
                 costs[stat] = float(stats[stat])
+        if isinstance(stats.get("restarts"), list):  # ZSSR: steps started again from fresh weights
+            costs["restarts"] = float(len(stats["restarts"]))
         output = self._save_side_files(cell, hr, lr, sr, stats.get("curve"), drawn.kernel)
         if stats.get("kernel") is not None:  # a blind method's estimate, shown beside the true one
             _save_kernel(self.out / estimated_kernel_path(cell), stats["kernel"], overwrite=True)
