@@ -338,8 +338,8 @@ MODIFIED_NO_ENSEMBLE = dict(ensemble=False)  # one forward pass at test time; ba
 #   each; the same run repeated here varies by up to ~15 %).
 # Known defect (measured, not fixed): the He init overfits periodic texture. On scikit-image's brick (x2, 128 x 128
 # LR) this preset ends 0.67 dB *below* bicubic where the same schedule with the original init gains 0.55 dB; on a
-# 48 x 48 LR crop -3.1 vs +1.8 dB (tests/test_zssr_variants.py keeps it as a strict xfail). Check Set14 and the
-# categories before trusting it on textures.
+# 48 x 48 LR crop -3.1 vs +1.8 dB (tests/test_zssr_variants.py keeps it as a strict xfail). On the whole 512 x 512
+# brick of the categories set both this preset and zssr-original end below bicubic (-0.43 and -0.71 dB).
 FAST = dict(crop_size=96, max_iters=650, init_variance=2.0, init_last_zero=True, learning_rate=1e-3,
             lr_schedule="warmup-cosine", lr_warmup_fraction=0.1, lr_final_fraction=1e-3, grad_clip_norm=0.4,
             restart_if_stuck=0.25)
