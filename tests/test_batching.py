@@ -59,6 +59,7 @@ def test_batched_cells_match_single_cells_and_share_the_batch_time(folder, tmp_p
     zssr = t3.xs("test-zssr", level="method")
     batched = zssr[zssr["batch-size"] > 1]
     assert len(batched) == 9 and (batched["batch-size"] == 3).all()  # 10 cells: 3 batches of 3, the last alone
+    assert (zssr["restarts"] == 0).all()  # recorded for every ZSSR cell, batched or not
     # the cells of one batch share its wall time: their seconds add up to it, less the batch's set-up (measured
     # 0.3 %: the LR images to problems)
     for _, group in batched.groupby("seconds-batch"):

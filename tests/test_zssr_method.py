@@ -28,3 +28,4 @@ def test_adapter_upscales_a_batch_and_reports_stats():
     out = m.upscale(torch.rand(2, 3, 10, 12), 2)
     assert out.shape == (2, 3, 20, 24)
     assert m.last_stats["iterations"] == 12 and m.last_stats["seconds-train"] > 0 and m.last_stats["curve"]
+    assert m.last_stats["restarts"] == []  # both frames' (none: the original preset does not restart)
