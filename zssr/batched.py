@@ -185,7 +185,7 @@ class _Slot:
         """The single trainer's restart of a stuck step: fresh weights (into self.net), a fresh optimizer, the
         step planned again; the spent iterations are counted, their curve dropped."""
         self.stats["iterations"] += self.it
-        self.stats["restarts"].append(dict(step=self.step_ind, iteration=self.it, rec_ratio=self.watch.ratio))
+        self.stats["restarts"].append(self.watch.restart_entry(self.step_ind, self.it))
         self.net.reset_parameters(self.init_gen)
         self.opt_state = None
         self.begin_step(restarted=True)

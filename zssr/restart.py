@@ -34,5 +34,9 @@ class StuckWatch:
         self.ratio = float(rec) / max(float(self.first), 1e-12)
         return self.ratio > STUCK_REC_RATIO
 
+    def restart_entry(self, step: int, iterations: int) -> dict:
+        """What stats["restarts"] records of the restart this watch decided (the trainers add it, then start over)."""
+        return dict(step=step, iteration=iterations, rec_ratio=self.ratio)
+
 
 __all__ = ["StuckWatch", "STUCK_REC_RATIO"]

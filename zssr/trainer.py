@@ -176,7 +176,7 @@ class ZSSR:
                 if not step_stats.pop("stuck"):
                     break
                 stats["iterations"] += step_stats["iterations"]  # spent: counted, its curve dropped
-                stats["restarts"].append(dict(step=step_ind, iteration=step_stats["iterations"], rec_ratio=watch.ratio))
+                stats["restarts"].append(watch.restart_entry(step_ind, step_stats["iterations"]))
                 net.reset_parameters(init_gen)
                 opt = self._optimizer(net, device)
                 watch = StuckWatch(cfg.restart_if_stuck, cfg.max_iters, enabled=False)
