@@ -163,8 +163,9 @@ _SPECS = (
     MetricSpec("memory-baseline-mb", False, "MiB", ".0f", "the process's resident set at the start of the call (CPU)",
                kind="cost"),
     MetricSpec("iterations", False, "", ".0f", "ZSSR training iterations", kind="cost"),
-    MetricSpec("restarts", False, "", ".0f", "ZSSR steps started again from fresh weights because the network was "
-               "dead at restart_if_stuck of the budget (their iterations are in iterations)", kind="cost"),
+    MetricSpec("restarts", False, "", ".0f", "ZSSR steps trained again because the network was dead: from fresh "
+               "weights at restart_if_stuck of the budget, or from the step's starting weights when it ended no "
+               "better than interpolation (retry_dead_steps); their iterations are in iterations", kind="cost"),
     MetricSpec("seconds-kernel", False, "s", ".3g", "blind kernel estimation (KernelGAN), part of seconds-train",
                kind="cost"),
     MetricSpec("batch-size", False, "", ".0f", "cells trained together in one call (BATCH); such a cell's "

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from sr_pairs import gain_over_bicubic, psnr_inner, x2_lr
+from sr_pairs import gain_over_bicubic, psnr_inner, x2_lr, x2_pair
 from zssr import ZSSR, ZSSRConfig
 from zssr.batched import BatchConfig, Problem, StackedNets, upscale_many
 from zssr.ensemble import self_ensemble
@@ -215,7 +215,7 @@ def test_a_stuck_step_restarts_once_with_fresh_weights():
     lr = images(1)[0]
     out, _, z = run_single(stuck_config(), lr, 2)
     st = z.last_stats
-    assert st["restarts"] == [dict(step=0, iteration=13, rec_ratio=1.0)]  # the second try is not watched
+    assert st["restarts"] == [dict(step=0, kind="stuck", iteration=13, rec_ratio=1.0)]  # the second try is not watched
     assert st["iterations"] == 13 + 40 and [s["iterations"] for s in st["steps"]] == [40]
     assert len(st["curve"]) == 10  # the restarted try's measurements only
     no_restart, _, z0 = run_single(stuck_config(restart_if_stuck=0.0), lr, 2)
@@ -242,3 +242,74 @@ def test_batched_restart_follows_the_single_trainer():
     # the live one carries K > 1's rounding through Adam at zssr-fast's rate (measured: 3.1e-3 at most)
     torch.testing.assert_close(two[0][0], single[0][0], rtol=0, atol=1e-5)
     assert (two[1][0] - single[1][0]).abs().max().item() < 1e-2
+
+
+def dead_config(**over) -> ZSSRConfig:
+    """original-gradual's dead-step guard on two tiny scale steps at learning rate 0 with a zero last layer: the
+    network is the interpolation throughout, so each attempt ends at exactly the interpolation's reconstruction
+    error (ratio 1), each step is retried once from its starting weights, and the retry (no better) is dropped."""
+    return ZSSRConfig.preset("fast").replace(**{**TINY, "learning_rate": 0.0, "init_last_zero": True,
+                                                "restart_if_stuck": 0.0, "retry_dead_steps": True, "seed": 5,
+                                                "scale_factors": ((1.5, 1.5), (2.0, 2.0)), **over})
+
+
+def live_problem() -> tuple[ZSSRConfig, torch.Tensor]:
+    """A 48 x 48 LR crop of scikit-image's astronaut at zssr-fast's rate for 120 iterations: both steps end well
+    below the interpolation's reconstruction error (measured: 0.73 and 0.74 of it)."""
+    skimage_data = pytest.importorskip("skimage.data")
+    return dead_config(learning_rate=1e-3, max_iters=120), x2_pair(skimage_data.astronaut()[100:196, 180:276])[1]
+
+
+def test_a_dead_step_is_retried_once_and_the_better_attempt_kept():
+    torch.set_num_threads(1)
+    lr = images(1)[0]
+    out, _, z = run_single(dead_config(), lr, 2)
+    st = z.last_stats
+    assert [(r["step"], r["kind"], r["iteration"], r["kept"]) for r in st["restarts"]] == \
+        [(0, "dead", 40, "first"), (1, "dead", 40, "first")]
+    assert all(r["rec_ratio"] == pytest.approx(1.0, abs=1e-6) for r in st["restarts"])
+    assert st["iterations"] == 4 * 40 and [s["iterations"] for s in st["steps"]] == [40, 40]
+    unguarded, _, z0 = run_single(dead_config(retry_dead_steps=False), lr, 2)
+    assert z0.last_stats["restarts"] == [] and z0.last_stats["iterations"] == 2 * 40
+    assert torch.equal(out, unguarded)  # the kept attempts are the unguarded run's
+
+    # a live run is not touched: bit for bit the unguarded run
+    live, live_lr = live_problem()
+    out_live, _, z1 = run_single(live, live_lr, 2)
+    assert z1.last_stats["restarts"] == []
+    assert torch.equal(out_live, run_single(live.replace(retry_dead_steps=False), live_lr, 2)[0])
+
+    # kill the live run's second step (every channel of the last hidden layer off): retried from the step's starting
+    # weights, and the retry, alive, is kept
+    starts: list[bool] = []
+    z2 = ZSSR(live)
+
+    def kill_in_second_step(it, *_):
+        starts.append(it == 0)
+        if it == 0 and sum(starts) == 2:
+            hidden = [m for m in z2.net.body if isinstance(m, torch.nn.Conv2d)][-2]
+            with torch.no_grad():  # its inputs are ReLU outputs (>= 0): negative weights switch every unit off
+                hidden.weight.fill_(-1.0)
+
+    revived = z2.upscale(live_lr, 2, callback=kill_in_second_step)
+    (entry,) = z2.last_stats["restarts"]
+    assert (entry["step"], entry["kind"], entry["kept"]) == (1, "dead", "retry")
+    assert entry["rec_ratio"] > 0.97 and entry["retry_rec_error"] < 0.9 * entry["rec_error"]
+    assert z2.last_stats["iterations"] == 3 * 120
+    assert psnr_inner(revived, out_live) > 30  # close to what the unharmed run made
+
+
+def test_batched_dead_step_retry_follows_the_single_trainer():
+    torch.set_num_threads(1)
+    live, live_lr = live_problem()
+    dead, dead_lr = dead_config(), images(1)[0]
+    single = [run_single(c, lr, 2) for c, lr in ((dead, dead_lr), (live, live_lr))]
+    (one, _) = run_batched([dead], [dead_lr], [2])  # K = 1: bit for bit
+    assert torch.equal(one[0][0], single[0][0])
+    assert one[0][1]["restarts"] == single[0][2].last_stats["restarts"]
+    (two, _) = run_batched([dead, live], [dead_lr, live_lr], [2, 2])  # K = 2: one retries, the other trains on
+    for (b_out, b_stats), (out, _, z) in zip(two, single):
+        assert [(r["step"], r["kept"]) for r in b_stats["restarts"]] == \
+            [(r["step"], r["kept"]) for r in z.last_stats["restarts"]]
+        assert b_stats["iterations"] == z.last_stats["iterations"]
+    torch.testing.assert_close(two[0][0], single[0][0], rtol=0, atol=1e-5)

@@ -43,7 +43,7 @@ from zssr.lr_policy import make_policy
 from zssr.network import ZSSRNet, count_parameters
 from zssr.precision import autocast, resolve_precision
 from zssr.resize import imresize
-from zssr.restart import StuckWatch
+from zssr.restart import DeadStepGuard, StuckWatch
 from zssr.trainer import ZSSR, Callback, Pair, _sync
 
 # ZSSRConfig fields that decide the network's shape and the shared step: problems in one batch must agree on them
@@ -136,6 +136,8 @@ class _Slot:
             self.net.reset_parameters(self.init_gen)
             self.opt_state = None
         self.watch = StuckWatch(cfg.restart_if_stuck, cfg.max_iters, enabled=not restarted)
+        if not restarted:
+            self.guard = DeadStepGuard(cfg.retry_dead_steps, self.net.state_dict(), self.step_ind)
         self.restart_requested = False
         self.down = self.helper._downscaler(self.kernels[self.step_ind], self.x.device)
         plan = plan_augmentations(
@@ -189,6 +191,24 @@ class _Slot:
         self.net.reset_parameters(self.init_gen)
         self.opt_state = None
         self.begin_step(restarted=True)
+
+    def retry_if_dead(self) -> bool:
+        """The single trainer's DeadStepGuard at the end of an attempt (weights in self.net, optimizer state in
+        self.opt_state): True when the step starts again from its starting weights."""
+        final_rec = float(self.measured[-1][3]) if self.measured else None
+        if self.guard.watching and self.guard.dead(final_rec,
+                                                    self.helper._interpolation_error(self.inp, self.sf, self.down)):
+            self.stats["iterations"] += self.it
+            self.net.load_state_dict(self.guard.hold(self.net.state_dict(), self.opt_state, final_rec, self.it))
+            self.stats["restarts"].append(self.guard.entry)
+            self.opt_state = None
+            self.begin_step(restarted=True)
+            return True
+        kept = self.guard.settle(final_rec)
+        if kept is not None:  # the retry did no better: back to the first attempt (the stats stay the retry's)
+            self.net.load_state_dict(kept[0])
+            self.opt_state = kept[1]
+        return False
 
     def finish_step(self, ensemble_batched: bool) -> None:
         """Final test of this step (the network is in self.net), the step's stats, the next step or the end."""
@@ -517,6 +537,9 @@ def upscale_many(problems: Sequence[Problem], batch: BatchConfig | None = None,
                 if s.training:
                     continue
                 s.opt_state = stacked.export(j, s.net)  # the weights into s.net for the final test
+                if s.retry_if_dead():
+                    stacked.load(j, s.net, None)
+                    continue
                 s.finish_step(batch.batched_ensemble)  # (re-initialises s.net and its state if the config says so)
                 if s.done:
                     live[j], leaving = False, True

@@ -31,7 +31,7 @@ from zssr.lr_policy import make_policy
 from zssr.network import ZSSRNet, count_parameters
 from zssr.precision import autocast, resolve_precision
 from zssr.resize import imresize
-from zssr.restart import StuckWatch
+from zssr.restart import DeadStepGuard, StuckWatch
 
 Pair = tuple[float, float]
 Callback = Callable[[int, torch.Tensor, float, "torch.Tensor | None"], Any]
@@ -170,16 +170,31 @@ class ZSSR:
 
             t0 = time.perf_counter()
             watch = StuckWatch(cfg.restart_if_stuck, cfg.max_iters)
+            guard = DeadStepGuard(cfg.retry_dead_steps, net.state_dict(), step_ind)
             while True:
                 step_stats = self._train(net, opt, scaler, sources, source_scales, inp, sf, down, rng, noise_gen,
                                          callback, step_ind, watch)
-                if not step_stats.pop("stuck"):
-                    break
-                stats["iterations"] += step_stats["iterations"]  # spent: counted, its curve dropped
-                stats["restarts"].append(watch.restart_entry(step_ind, step_stats["iterations"]))
-                net.reset_parameters(init_gen)
-                opt = self._optimizer(net, device)
-                watch = StuckWatch(cfg.restart_if_stuck, cfg.max_iters, enabled=False)
+                if step_stats.pop("stuck"):
+                    stats["iterations"] += step_stats["iterations"]  # spent: counted, its curve dropped
+                    stats["restarts"].append(watch.restart_entry(step_ind, step_stats["iterations"]))
+                    net.reset_parameters(init_gen)
+                    opt = self._optimizer(net, device)
+                    watch = StuckWatch(cfg.restart_if_stuck, cfg.max_iters, enabled=False)
+                    continue
+                final_rec = step_stats["curve"][-1]["rec_error"] if step_stats["curve"] else None
+                if guard.watching and guard.dead(final_rec, self._interpolation_error(inp, sf, down)):
+                    stats["iterations"] += step_stats["iterations"]
+                    net.load_state_dict(guard.hold(net.state_dict(), opt.state_dict(), final_rec,
+                                                   step_stats["iterations"]))
+                    stats["restarts"].append(guard.entry)
+                    opt = self._optimizer(net, device)
+                    watch = StuckWatch(cfg.restart_if_stuck, cfg.max_iters, enabled=False)
+                    continue
+                kept = guard.settle(final_rec)
+                if kept is not None:  # the retry did no better: back to the first attempt (the stats stay the retry's)
+                    net.load_state_dict(kept[0])
+                    opt.load_state_dict(kept[1])
+                break
             _sync(device)
             t1 = time.perf_counter()
             out = self._final_test(net, inp, sf, down, bp)
@@ -232,6 +247,13 @@ class ZSSR:
         with self._autocast(son.device):
             y = net(self._net_in(up))
         return y.float().clamp(0.0, 1.0).contiguous()
+
+    @torch.no_grad()
+    def _interpolation_error(self, inp: torch.Tensor, sf: Pair, down) -> float:
+        """The reconstruction error of interpolation alone (no network, no noise): what a dead network scores."""
+        son = down(inp, sf, _shrunk((inp.shape[-2], inp.shape[-1]), sf)).clamp(0.0, 1.0)
+        up = imresize(son, sf, (inp.shape[-2], inp.shape[-1]), kernel=self.config.upscale_method)
+        return float(torch.mean((inp - up.clamp(0.0, 1.0)) ** 2))
 
     @torch.no_grad()
     def _reconstruction_error(self, net: ZSSRNet, inp: torch.Tensor, sf: Pair, down, noise_gen) -> torch.Tensor:
