@@ -1,8 +1,9 @@
 """zssr.lr_policy: the original rule (-1.5 * slope < std of the slope => divide the rate by 10)."""
 import numpy as np
+import pytest
 
 from zssr import ZSSRConfig
-from zssr.lr_policy import OriginalLRPolicy, slope_and_std
+from zssr.lr_policy import OriginalLRPolicy, make_policy, slope_and_std
 
 
 def _run(curve):
@@ -44,3 +45,22 @@ def test_slope_std_matches_old_numpy_polyfit_scaling():
     assert np.isclose(slope, p) and np.isclose(std, np.sqrt(cov[0, 0]))
     _, std_old = slope_and_std(x, y, dof=4)  # numpy < 1.16 (the original): residuals / (n - 4)
     assert np.isclose(std_old, std * np.sqrt(3))
+
+
+def test_warmed_up_policy_ramps_the_rate_then_decides_as_the_policy():
+    rng = np.random.default_rng(0)
+    curve = 1e-3 + 1e-5 * rng.standard_normal(12)
+    plain, plain_changes = _run(curve)
+    warm = make_policy(ZSSRConfig(), warmup_iters=4)
+    assert warm.lr == pytest.approx(1e-3 / 5)
+    rates, changed = [], []
+    for it in range(len(curve) * 50):
+        if warm.should_measure(it):
+            warm.record(it, curve[it // 50])
+        if warm.update(it):
+            changed.append(it)
+        rates.append(warm.lr)
+    assert rates[:5] == pytest.approx([2e-3 / 5, 3e-3 / 5, 4e-3 / 5, 1e-3, 1e-3])
+    # True while ramping (the trainer then writes the rate), then only where the policy itself changed the rate
+    assert changed == [0, 1, 2, 3] + plain_changes
+    assert warm.lr == plain.lr and warm.change_iters == plain.change_iters and warm.finished == plain.finished

@@ -127,7 +127,7 @@ class _Slot:
         self.done = False
         self.begin_step()
 
-    def begin_step(self, restarted: bool = False) -> None:
+    def begin_step(self, restarted: bool = False, warmup: int = 0) -> None:
         cfg = self.cfg
         sf_abs = self.steps[self.step_ind]
         self.sf_abs = sf_abs
@@ -147,7 +147,7 @@ class _Slot:
             cfg.augment_scale_diff_sigma, cfg.augment_shear_sigma)
         self.thetas = torch.tensor(plan.thetas, dtype=torch.float32).to(self.x.device)
         self.modes, self.srcs = plan.modes.tolist(), plan.sources.tolist()
-        self.policy = make_policy(cfg)
+        self.policy = make_policy(cfg, warmup)
         self.lr = self.policy.lr
         self.it = 0
         self.measured: list[tuple[int, torch.Tensor, float, torch.Tensor]] = []
@@ -202,7 +202,7 @@ class _Slot:
             self.net.load_state_dict(self.guard.hold(self.net.state_dict(), self.opt_state, final_rec, self.it))
             self.stats["restarts"].append(self.guard.entry)
             self.opt_state = None
-            self.begin_step(restarted=True)
+            self.begin_step(restarted=True, warmup=self.guard.warmup_iters(self.cfg.max_iters))
             return True
         kept = self.guard.settle(final_rec)
         if kept is not None:  # the retry did no better: back to the first attempt (the stats stay the retry's)

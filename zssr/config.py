@@ -69,7 +69,8 @@ class ZSSRConfig:
     # measurement is a dead network: re-initialise it and start the step again, once (0: off; zssr/restart.py)
     restart_if_stuck: float = 0.0
     # a step that ends no better than interpolation on the input's own reconstruction is trained once more from the
-    # weights it started with and a fresh optimizer; the better attempt is kept (zssr/restart.py DeadStepGuard)
+    # weights it started with, a fresh optimizer and a short rate warm-up; the better attempt is kept
+    # (zssr/restart.py DeadStepGuard)
     retry_dead_steps: bool = False
     run_test_every: int = 50  # reconstruction-error measurement period (iterations)
     lr_slope_range: int = 256  # the fit uses the measurements of the last lr_slope_range iterations

@@ -125,12 +125,49 @@ class ScheduledLR:
         return False
 
 
-def make_policy(cfg: ZSSRConfig) -> OriginalLRPolicy | ScheduledLR:
+class WarmedUp:
+    """Another policy with its rate ramped linearly from 1/(iters+1) of it to all of it over the first `iters`
+    iterations (the dead-step retry's: zssr/restart.py). The wrapped policy decides, measures and stops as before."""
+
+    def __init__(self, policy: OriginalLRPolicy | ScheduledLR, iters: int) -> None:
+        self.policy, self.iters, self.done_iters = policy, iters, 0
+
+    @property
+    def lr(self) -> float:
+        return self.policy.lr * min(1.0, (self.done_iters + 1) / (self.iters + 1))
+
+    def should_measure(self, iteration: int) -> bool:
+        return self.policy.should_measure(iteration)
+
+    def record(self, iteration: int, rec_error: torch.Tensor | float) -> None:
+        self.policy.record(iteration, rec_error)
+
+    def update(self, iteration: int) -> bool:
+        changed = self.policy.update(iteration)
+        self.done_iters = iteration + 1
+        return changed or self.done_iters <= self.iters
+
+    @property
+    def finished(self) -> bool:
+        return self.policy.finished
+
+    @property
+    def change_iters(self) -> list[int]:
+        return self.policy.change_iters
+
+    @property
+    def fits(self) -> list[dict]:
+        return self.policy.fits
+
+
+def make_policy(cfg: ZSSRConfig, warmup_iters: int = 0) -> OriginalLRPolicy | ScheduledLR | WarmedUp:
     if cfg.lr_schedule == "original-policy":
-        return OriginalLRPolicy(cfg)
-    if cfg.lr_schedule in ("warmup-cosine", "warmup-step"):
-        return ScheduledLR(cfg)
-    raise NotImplementedError(f"lr_schedule {cfg.lr_schedule!r} is not implemented")
+        policy: OriginalLRPolicy | ScheduledLR = OriginalLRPolicy(cfg)
+    elif cfg.lr_schedule in ("warmup-cosine", "warmup-step"):
+        policy = ScheduledLR(cfg)
+    else:
+        raise NotImplementedError(f"lr_schedule {cfg.lr_schedule!r} is not implemented")
+    return WarmedUp(policy, warmup_iters) if warmup_iters > 0 else policy
 
 
-__all__ = ["OriginalLRPolicy", "ScheduledLR", "make_policy", "scheduled_lr", "slope_and_std"]
+__all__ = ["OriginalLRPolicy", "ScheduledLR", "WarmedUp", "make_policy", "scheduled_lr", "slope_and_std"]

@@ -171,9 +171,10 @@ class ZSSR:
             t0 = time.perf_counter()
             watch = StuckWatch(cfg.restart_if_stuck, cfg.max_iters)
             guard = DeadStepGuard(cfg.retry_dead_steps, net.state_dict(), step_ind)
+            warmup = 0  # iterations of rate warm-up: the dead-step retry's
             while True:
                 step_stats = self._train(net, opt, scaler, sources, source_scales, inp, sf, down, rng, noise_gen,
-                                         callback, step_ind, watch)
+                                         callback, step_ind, watch, warmup)
                 if step_stats.pop("stuck"):
                     stats["iterations"] += step_stats["iterations"]  # spent: counted, its curve dropped
                     stats["restarts"].append(watch.restart_entry(step_ind, step_stats["iterations"]))
@@ -189,6 +190,7 @@ class ZSSR:
                     stats["restarts"].append(guard.entry)
                     opt = self._optimizer(net, device)
                     watch = StuckWatch(cfg.restart_if_stuck, cfg.max_iters, enabled=False)
+                    warmup = guard.warmup_iters(cfg.max_iters)
                     continue
                 kept = guard.settle(final_rec)
                 if kept is not None:  # the retry did no better: back to the first attempt (the stats stay the retry's)
@@ -262,7 +264,7 @@ class ZSSR:
         return torch.mean((inp - rec) ** 2)
 
     def _train(self, net, opt, scaler, sources, source_scales, inp, sf, down, rng, noise_gen, callback,
-               step_ind, watch: StuckWatch) -> dict[str, Any]:
+               step_ind, watch: StuckWatch, warmup: int = 0) -> dict[str, Any]:
         cfg = self.config
         device = inp.device
         crop = cfg.crop_size
@@ -273,7 +275,7 @@ class ZSSR:
         thetas = torch.tensor(plan.thetas, dtype=torch.float32).to(device)  # one transfer for the whole run
         modes = plan.modes.tolist()
         srcs = plan.sources.tolist()
-        policy = make_policy(cfg)
+        policy = make_policy(cfg, warmup)
         for group in opt.param_groups:
             group["lr"] = policy.lr
         measured: list[tuple[int, torch.Tensor, float, torch.Tensor]] = []
