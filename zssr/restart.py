@@ -1,9 +1,13 @@
-"""Restart a network that is stuck: a fixed-schedule run can leave it dead (every ReLU of a layer off everywhere,
-so the output is the interpolated input and no gradient moves it again); the original's adaptive policy never
-showed this, zssr-fast's He init at its peak rate did (1 image of 19 on Set5 + Set14 x2).
+"""Train a dead network again. Dead: every ReLU of a layer off everywhere, so the output is the interpolated input
+and no gradient moves it again. Two places it happens, two remedies:
+
+- StuckWatch (restart_if_stuck): zssr-fast's He init at its peak rate killed 1 network of 19 on Set5 + Set14 x2
+  within its first quarter; the step starts again from fresh weights.
+- DeadStepGuard (retry_dead_steps): the gradual increments of the released algorithm, where the trained network
+  meets the rate's jump back to 1e-3 (Set5 bird x2); the increment is trained again from its starting weights.
 
 Measured on zssr-fast's curves (Set5 + Set14 x2, seed 0): the reconstruction error at iterations 100-200 is at
-most 0.905 of its first measurement on every live run and 0.99-1.00 on the dead one (foreman); hence the 0.97.
+most 0.905 of its first measurement on every live run and 0.99-1.00 on the dead one (foreman); hence STUCK_REC_RATIO.
 """
 from __future__ import annotations
 
