@@ -14,6 +14,7 @@ export ZSSR_BENCH_DATA ?= $(if $(wildcard $(SHARED)/datasets),$(SHARED)/datasets
 export ZSSR_BENCH_REFERENCE ?= $(if $(wildcard $(SHARED)/reference),$(SHARED)/reference,)
 
 DATASET ?= builtin
+IMAGES ?=
 METHODS ?=
 SCALES ?=
 PROTOCOL ?= rgb
@@ -27,7 +28,7 @@ BATCH ?= auto
 OUT ?=
 RESUME ?= 1
 BENCH_ARGS = --dataset '$(DATASET)' --protocol $(PROTOCOL) --profile $(PROFILE) --device $(DEVICE) --precision $(PRECISION) --degradation '$(DEGRADATION)' \
-	--executor $(EXECUTOR) --batch $(BATCH) $(if $(METHODS),--methods '$(METHODS)') $(if $(SCALES),--scales '$(SCALES)') \
+	--executor $(EXECUTOR) --batch $(BATCH) $(if $(IMAGES),--images '$(IMAGES)') $(if $(METHODS),--methods '$(METHODS)') $(if $(SCALES),--scales '$(SCALES)') \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(TIME_BUDGET),--time-budget $(TIME_BUDGET)) $(if $(OUT),--out '$(OUT)') $(if $(filter 0,$(RESUME)),--no-resume)
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)

@@ -23,6 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run methods over a dataset, write results.csv, run.json and the report")
     run.add_argument("--dataset", default="builtin", help="dataset name (see `list`) or a folder of images whose subfolders are categories")
+    run.add_argument("--images", type=_csv, default=(),
+                     help="comma-separated image names: only these images of the dataset (default: all); the cells "
+                          "are the ones a run over the whole dataset makes, so a later full run into the same "
+                          "folder resumes them")
     run.add_argument("--methods", type=_csv, default=(), help="comma-separated method names (default: the profile's defaults)")
     run.add_argument("--scales", type=_scales, default=(), help="comma-separated integer scales (default: the dataset's)")
     run.add_argument("--protocol", choices=["rgb", "y-only"], default="rgb",
@@ -66,8 +70,8 @@ def cmd_run(args) -> int:
     from bench.options import RunOptions
     from bench.runner import run
 
-    options = RunOptions(dataset=args.dataset, methods=args.methods, scales=args.scales, protocol=args.protocol,
-                         profile=args.profile, device=args.device, out=args.out, resume=not args.no_resume,
+    options = RunOptions(dataset=args.dataset, images=args.images, methods=args.methods, scales=args.scales,
+                         protocol=args.protocol, profile=args.profile, device=args.device, out=args.out, resume=not args.no_resume,
                          seed=args.seed, metrics=args.metrics, executor=args.executor, workers=args.workers,
                          save_images=not args.no_images, kernel=args.kernel, degradations=args.degradation,
                          precision=args.precision, time_budget=args.time_budget, wait=not args.no_wait,

@@ -12,7 +12,7 @@ import hashlib
 import io
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +184,23 @@ def load_dataset(name_or_path: str) -> Dataset:
         images=images, default_scales=tuple(spec.pop("default_scales", (2, 3, 4))),
         licence=spec.pop("licence", ""), source=spec.pop("source", ""), extra=spec,
     )
+
+
+def select_images(dataset: Dataset, names: tuple[str, ...]) -> Dataset:
+    """The dataset restricted to the named images, in the dataset's order (no names: all of it). The dataset's name
+    stays, so each cell's identity and seed are those of a run over the whole dataset: a selection fills in part of
+    a folder that a later full run completes."""
+    if not names:
+        return dataset
+    known = {im.name for im in dataset.images}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        hints = [f"{n!r} (did you mean {', '.join(close)}?)" if (close := difflib.get_close_matches(n, known, n=2))
+                 else repr(n) for n in unknown]
+        raise DatasetError(f"dataset {dataset.name!r} has no image {', '.join(hints)}; its images: "
+                           f"{', '.join(im.name for im in dataset.images)}")
+    wanted = set(names)
+    return replace(dataset, images=tuple(im for im in dataset.images if im.name in wanted))
 
 
 def _hidden(rel: Path) -> bool:

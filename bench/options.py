@@ -15,12 +15,14 @@ DEFAULT_METHODS = {
 }
 
 # Options that do not change a cell's numbers: a resumed run may differ in them (it says so in one line).
-NOT_IN_IDENTITY = ("device", "executor", "workers", "save_images", "time_budget", "batch")
+# `images` too: a selection runs the same cells as the whole dataset would (bench.datasets.select_images).
+NOT_IN_IDENTITY = ("device", "executor", "workers", "save_images", "time_budget", "batch", "images")
 
 
 @dataclass(frozen=True)
 class RunOptions:
     dataset: str = "builtin"
+    images: tuple[str, ...] = ()  # only these images of the dataset (by name); empty: all
     methods: tuple[str, ...] = ()
     scales: tuple[int, ...] = ()
     protocol: str = "rgb"  # "rgb" | "y-only"
@@ -43,7 +45,7 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         # a request naming a scale, method or metric twice means it once
-        for name in ("methods", "scales", "metrics", "degradations"):
+        for name in ("images", "methods", "scales", "metrics", "degradations"):
             object.__setattr__(self, name, tuple(dict.fromkeys(getattr(self, name))))
 
     def degradation_specs(self) -> tuple[str, ...]:

@@ -128,7 +128,7 @@ def _option_differences(run_json: Path, options: RunOptions) -> list[str]:
         previous = json.loads(run_json.read_text()).get("options", {})
     except (OSError, ValueError):
         return []
-    now = options.as_dict()
+    now = json.loads(json.dumps(options.as_dict()))  # as the folder's run.json holds them: tuples as lists
     diffs = [f"{k} {previous.get(k)!r} -> {now.get(k)!r}" for k in NOT_IN_IDENTITY
              if k in previous and previous.get(k) != now.get(k)]
     if not diffs:

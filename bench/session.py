@@ -117,7 +117,7 @@ def build_session(options: RunOptions, device: str | None = None, threads: int |
     dev = select_device(device or options.device)
     profile = resolve_profile(options.profile, dev)
     resolve_precision(options.precision, dev)  # an unknown name, or fp16 on a CPU: an error before any cell
-    dataset = ds.load_dataset(options.dataset)
+    dataset = ds.select_images(ds.load_dataset(options.dataset), options.images)
     scales = _scales(options, dataset)
     names = list(options.methods) or DEFAULT_METHODS[profile]
     explicit = frozenset(options.methods)

@@ -157,3 +157,33 @@ def test_time_budget_stops_starting_cells_and_resume_continues(folder, tmp_path,
     assert (second.n_done_before, second.n_run, second.n_left) == (3, 7, 0)
     with pytest.raises(ValueError, match="time budget"):
         run(_opts(folder, out, ("test-nearest",), time_budget=10, executor="local-gpus"), render=False)
+
+
+def test_an_image_selection_runs_the_cells_a_whole_run_would(folder, tmp_path):
+    """--images: only the named images run, with the identities and seeds of a run over the whole dataset (a
+    seeded ZSSR gives the same numbers), and a later whole run into the same folder resumes them."""
+    from bench.datasets import DatasetError
+
+    out, whole_out = tmp_path / "part", tmp_path / "whole"
+    part = run(_opts(folder, out, ("test-zssr",), scales=(2,), images=("b1", "a0")), render=False)
+    assert (part.n_run, part.n_left) == (2, 0)
+    part_rows = _metric_rows(read_results(out / "results.csv"))
+    assert set(part_rows.image) == {"a0", "b1"}
+
+    run(_opts(folder, whole_out, ("test-zssr",), scales=(2,)), render=False)
+    whole_rows = _metric_rows(read_results(whole_out / "results.csv"))
+    keys = CELL_KEY + ["metric"]
+    quality = ["psnr-y", "ssim-y"]
+    mine = part_rows[part_rows.metric.isin(quality)].set_index(keys)["value"].sort_index()
+    theirs = whole_rows[whole_rows.metric.isin(quality) & whole_rows.image.isin(["a0", "b1"])]
+    assert mine.to_dict() == theirs.set_index(keys)["value"].sort_index().to_dict()
+
+    again = run(_opts(folder, out, ("test-zssr",), scales=(2,), images=("b1", "a0")), render=False)
+    assert (again.n_done_before, again.n_run, again.notices) == (2, 0, [])
+    resumed = run(_opts(folder, out, ("test-zssr",), scales=(2,)), render=False)
+    assert (resumed.n_done_before, resumed.n_run) == (2, 3)
+    assert any("images ['b1', 'a0'] -> []" in line for line in resumed.notices)
+    assert len(_ends(read_results(out / "results.csv"))) == 5
+
+    with pytest.raises(DatasetError, match=r"'imgs' has no image 'a9'; its images: a0, a1, a2, b0, b1"):
+        run(_opts(folder, tmp_path / "typo", ("test-nearest",), images=("a0", "a9")), render=False)
