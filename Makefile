@@ -50,16 +50,21 @@ bench: $(STAMP)
 
 # The ZSSR paper's table: zssr-original (one jump) and zssr-original-gradual (the paper's 6 increments), paper
 # profile, PRECISION (auto: bf16 where native), Set5 and Set14 at x2/x3/x4; Set5 x2 again with seeds 1 and 2 (the
-# spread); Set5 x2 of the gradual variant in fp32 (does bf16 move the mean?). One folder per run under
-# reports/reproduce/, each resumable. Estimated: hours on one GPU; about a day per 100 gradual cells on 2 CPU cores.
+# spread); Set5 x2 of the gradual variant in fp32 (does bf16 move the mean?). One folder per dataset, method and
+# seed under reports/reproduce/ (the README's table names them; their results.csv are kept in git), each
+# resumable: the folders already measured are not computed again. Estimated: hours on one GPU; on 2 CPU cores
+# about 2.5 min per one-jump cell and 10-12 min per gradual cell at x2.
 REPRODUCE = $(PY) -m bench run --profile paper --protocol rgb --degradation bicubic --device $(DEVICE) --batch $(BATCH)
-ZSSR_PAPER = zssr-original,zssr-original-gradual
+REPRODUCE_RUNS = original:zssr-original gradual-guard:zssr-original-gradual
 reproduce: $(STAMP)
-	$(REPRODUCE) --precision $(PRECISION) --dataset set5 --scales 2,3,4 --methods $(ZSSR_PAPER) --out reports/reproduce/set5
-	$(REPRODUCE) --precision $(PRECISION) --dataset set14 --scales 2,3,4 --methods $(ZSSR_PAPER) --out reports/reproduce/set14
-	for seed in 1 2; do $(REPRODUCE) --precision $(PRECISION) --dataset set5 --scales 2 --methods $(ZSSR_PAPER) \
-		--seed $$seed --out reports/reproduce/set5-x2-seed$$seed || exit 1; done
-	$(REPRODUCE) --precision fp32 --dataset set5 --scales 2 --methods zssr-original-gradual --out reports/reproduce/set5-x2-fp32
+	set -e; for ds in set5 set14; do for run in $(REPRODUCE_RUNS); do \
+		$(REPRODUCE) --precision $(PRECISION) --dataset $$ds --scales 2,3,4 --methods $${run#*:} \
+			--out reports/reproduce/$$ds-$${run%%:*}-seed0; done; done
+	set -e; for seed in 1 2; do for run in $(REPRODUCE_RUNS); do \
+		$(REPRODUCE) --precision $(PRECISION) --dataset set5 --scales 2 --methods $${run#*:} --seed $$seed \
+			--out reports/reproduce/set5-$${run%%:*}-seed$$seed; done; done
+	$(REPRODUCE) --precision fp32 --dataset set5 --scales 2 --methods zssr-original-gradual \
+		--out reports/reproduce/set5-gradual-guard-fp32-seed0
 
 weights: $(STAMP)
 	$(PY) -m bench weights $(if $(METHODS),--methods '$(METHODS)')
