@@ -38,6 +38,7 @@ from bench.metrics import psnr_y  # noqa: E402
 from zssr import ZSSR, ZSSRConfig  # noqa: E402
 from zssr.precision import resolve_precision  # noqa: E402
 from zssr.resize import imresize  # noqa: E402
+from zssr.trainer import _sync  # noqa: E402  (the trainer's own device sync, for timing)
 
 SET5 = ("baby", "bird", "butterfly", "head", "woman")
 
@@ -77,10 +78,7 @@ class Snapshots:
         self.bp = cfg.back_projection_for(1)[0]
         self.taken: dict[int, tuple[torch.Tensor, float]] = {}  # iterations -> (output, seconds)
         self.spent = 0.0  # seconds of snapshot tests so far: not part of any later point's time
-        self.t0 = time.perf_counter()
-
-    def start(self) -> None:
-        self.t0, self.spent = time.perf_counter(), 0.0
+        self.t0 = time.perf_counter()  # made just before the run starts: its time counts from here
 
     def __call__(self, iteration: int, loss, lr_now, rec) -> None:
         n = iteration + 1
@@ -101,11 +99,6 @@ class Snapshots:
         return total_seconds - self.spent
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def run_budgets(cfg: ZSSRConfig, lr: torch.Tensor, scale: int, budgets: list[int], device: torch.device
                 ) -> dict[int, tuple[torch.Tensor, float, int]]:
     """budget -> (SR output, seconds, iterations run) for one image; one run per budget, or one run in all with
@@ -121,7 +114,6 @@ def run_budgets(cfg: ZSSRConfig, lr: torch.Tensor, scale: int, budgets: list[int
         return results
     z = ZSSR(cfg.replace(max_iters=max(budgets)))
     snaps = Snapshots(z, lr.to(device), scale, [b for b in budgets if b < max(budgets)])
-    snaps.start()
     sr = z.upscale(lr.to(device), scale, callback=snaps)
     _sync(device)
     total = snaps.finished(time.perf_counter() - snaps.t0)
