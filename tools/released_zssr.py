@@ -1,0 +1,138 @@
+#!/usr/bin/env python
+"""Run the authors' released ZSSR code (TensorFlow 1) on a dataset image, to compare it with this port.
+
+    python tools/released_zssr.py --checkout ~/src/ZSSR --tf-python ~/tfenv/bin/python \\
+        --dataset set14 --images comic,face --seeds 0 [--released-lr] [--gradual]
+
+Not part of the suite: it needs a checkout of github.com/assafshocher/ZSSR (nothing of it is in this repository)
+and a Python with tensorflow (2.x, used through tf.compat.v1), opencv-python-headless, scipy and matplotlib. The
+released code is Python 2; a copy of it in a temporary folder gets the few edits Python 3 needs (`py3_port`:
+print calls, range, the integer division in its learning-rate policy, tf.compat.v1) and nothing else.
+
+This script (in the project's environment) makes each image's x2 LR as the harness does (top-left mod-crop, MATLAB
+bicubic, uint8), runs the released code on it in the TF interpreter (paper configuration: X2_ONE_JUMP_IDEAL_CONF or,
+with --gradual, X2_GRADUAL_IDEAL_CONF; numpy and TF graph seeded with the seed), rounds the output to uint8 and scores
+PSNR-Y / SSIM-Y with bench.metrics (2-pixel border). `--released-lr` feeds the checkout's own Set14 LR files
+(SelfExSR's `img_0NN_SRF_2_LR.png`) instead. One JSON line per run on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.degrade import matlab_resize_uint8, modcrop
+from bench.metrics import psnr_y, ssim_y
+
+# the checkout's img_001 ... img_014
+SET14_ORDER = ["baboon", "barbara", "bridge", "coastguard", "comic", "face", "flowers", "foreman", "lenna", "man",
+               "monarch", "pepper", "ppt3", "zebra"]
+
+# What runs in the TF interpreter: argv = port folder, LR .npy, seed, conf name, output .npy, max_iters (0: conf's)
+RUNNER = r"""
+import sys, time, json
+import numpy as np
+port, lr_path, seed, conf_name, out_path, max_iters = sys.argv[1:7]
+seed, max_iters = int(seed), int(max_iters)
+sys.path.insert(0, port)
+import tensorflow.compat.v1 as tf
+import configs, ZSSR
+conf = getattr(configs, conf_name)
+conf.save_results, conf.display_test_results, conf.display_every = False, False, 10**9
+if max_iters:
+    conf.max_iters = max_iters
+build = ZSSR.ZSSR.build_network
+def seeded_build(self, meta):
+    with self.model.as_default():
+        tf.set_random_seed(seed)
+    build(self, meta)
+ZSSR.ZSSR.build_network = seeded_build
+np.random.seed(seed)
+t = time.time()
+net = ZSSR.ZSSR(np.load(lr_path).astype(np.float32) / 255.0, conf)
+out = net.run()
+seconds = time.time() - t
+np.save(out_path, np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8))
+print("RESULT " + json.dumps(dict(seconds=seconds, iterations=int(net.iter) + 1,
+                                  lr_drops=[int(i) for i in net.learning_rate_change_iter_nums[1:]])))
+"""
+
+
+def py3_port(source: str, name: str) -> str:
+    """The released file `name` with the edits Python 3 and TF 2's v1 API need; the algorithm is left as it is."""
+    if name == "ZSSR.py":
+        source = source.replace("import tensorflow as tf", "import tensorflow.compat.v1 as tf\ntf.disable_v2_behavior()")
+        source = source.replace("xrange(", "range(").replace("tf.initialize_all_variables()",
+                                                           "tf.global_variables_initializer()")
+        # Python 2's 256 / 50 == 5: the policy fits the last 5 reconstruction errors
+        source = source.replace("learning_rate_slope_range /\n", "learning_rate_slope_range //\n")
+        # print statements (one of them spans two lines, ending in `else None)`)
+        source = re.sub(r"^(\s*)print (.*?)(\n\s+if self\.mse else None\))$", r"\1print(\2\3)", source, flags=re.MULTILINE)
+        source = re.sub(r"^(\s*)print (?!\()(.*)$", r"\1print(\2)", source, flags=re.MULTILINE)
+    return source.replace("np.int(", "int(")  # np.int is gone from numpy
+
+
+def make_port(checkout: Path, into: Path) -> None:
+    for f in ("ZSSR.py", "configs.py", "utils.py", "imresize.py"):
+        src = checkout / f
+        if not src.is_file():
+            raise SystemExit(f"{checkout} is not a ZSSR checkout ({f} missing): clone github.com/assafshocher/ZSSR")
+        (into / f).write_text(py3_port(src.read_text(), f))
+
+
+def load_pair(data: Path, dataset: str, name: str, released_lr: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    hr = modcrop(np.array(Image.open(data / dataset / "HR" / f"{name}.png")), 2)
+    if released_lr is None:
+        return hr, matlab_resize_uint8(hr, 0.5)
+    if dataset != "set14":
+        raise SystemExit("--released-lr: the checkout holds Set14 x2 inputs only")
+    lr = np.array(Image.open(released_lr / "set14" / f"img_{SET14_ORDER.index(name) + 1:03d}_SRF_2_LR.png"))
+    return hr, lr
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkout", type=Path, required=True, help="a clone of github.com/assafshocher/ZSSR")
+    ap.add_argument("--tf-python", required=True, help="a Python with tensorflow, opencv, scipy, matplotlib")
+    ap.add_argument("--data", type=Path, default=Path("../shared/datasets"))
+    ap.add_argument("--dataset", default="set14")
+    ap.add_argument("--images", required=True)
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--gradual", action="store_true", help="the paper's 6 increments (X2_GRADUAL_IDEAL_CONF)")
+    ap.add_argument("--released-lr", action="store_true", help="the checkout's Set14 LR files instead of ours")
+    ap.add_argument("--max-iters", type=int, default=0, help="cap the iterations (a smoke run; 0: the paper's)")
+    args = ap.parse_args(argv)
+    conf = "X2_GRADUAL_IDEAL_CONF" if args.gradual else "X2_ONE_JUMP_IDEAL_CONF"
+    with tempfile.TemporaryDirectory() as tmp:
+        port = Path(tmp) / "port"
+        port.mkdir()
+        make_port(args.checkout, port)
+        (port / "runner.py").write_text(RUNNER)
+        for name in args.images.split(","):
+            hr, lr = load_pair(args.data, args.dataset, name, args.checkout if args.released_lr else None)
+            np.save(Path(tmp) / "lr.npy", lr)
+            for seed in (int(s) for s in args.seeds.split(",")):
+                out = Path(tmp) / "sr.npy"
+                run = subprocess.run([args.tf_python, str(port / "runner.py"), str(port), str(Path(tmp) / "lr.npy"),
+                                      str(seed), conf, str(out), str(args.max_iters)], capture_output=True, text=True, check=False)
+                lines = [x for x in run.stdout.splitlines() if x.startswith("RESULT ")]
+                if run.returncode or not lines:
+                    raise SystemExit(f"the released code failed on {name} (seed {seed}):\n{run.stderr[-3000:]}")
+                sr = np.load(out)
+                print(json.dumps(dict(image=name, seed=seed, conf=conf, lr="released" if args.released_lr else "ours",
+                                      psnr_y=round(psnr_y(sr, hr, 2), 4), ssim_y=round(ssim_y(sr, hr, 2), 5),
+                                      **json.loads(lines[0][len("RESULT "):]))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
