@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             for seed in (int(s) for s in args.seeds.split(",")):
                 out = Path(tmp) / "sr.npy"
                 run = subprocess.run([args.tf_python, str(port / "runner.py"), str(port), str(Path(tmp) / "lr.npy"),
-                                      str(seed), conf, str(out), str(args.max_iters)], capture_output=True, text=True, check=False)
+                                      str(seed), conf, str(out), str(args.max_iters)],
+                                     capture_output=True, text=True, check=False)
                 lines = [x for x in run.stdout.splitlines() if x.startswith("RESULT ")]
                 if run.returncode or not lines:
                     raise SystemExit(f"the released code failed on {name} (seed {seed}):\n{run.stderr[-3000:]}")
