@@ -12,7 +12,8 @@ print calls, range, the integer division in its learning-rate policy, tf.compat.
 This script (in the project's environment) makes each image's x2 LR as the harness does (top-left mod-crop, MATLAB
 bicubic, uint8), runs the released code on it in the TF interpreter (paper configuration: X2_ONE_JUMP_IDEAL_CONF or,
 with --gradual, X2_GRADUAL_IDEAL_CONF; numpy and TF graph seeded with the seed), rounds the output to uint8 and scores
-PSNR-Y / SSIM-Y with bench.metrics (2-pixel border). `--released-lr` feeds the checkout's own Set14 LR files
+PSNR-Y / SSIM-Y with bench.metrics (2-pixel border); a grey image runs as three equal channels and
+scores their mean, as this port does. `--released-lr` feeds the checkout's own Set14 LR files
 (SelfExSR's `img_0NN_SRF_2_LR.png`) instead. One JSON line per run on stdout.
 """
 from __future__ import annotations
@@ -59,7 +60,7 @@ t = time.time()
 net = ZSSR.ZSSR(np.load(lr_path).astype(np.float32) / 255.0, conf)
 out = net.run()
 seconds = time.time() - t
-np.save(out_path, np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8))
+np.save(out_path, np.asarray(out, dtype=np.float32))  # in [0, 1]; rounded by the caller
 print("RESULT " + json.dumps(dict(seconds=seconds, iterations=int(net.iter) + 1,
                                   lr_drops=[int(i) for i in net.learning_rate_change_iter_nums[1:]])))
 """
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         (port / "runner.py").write_text(RUNNER)
         for name in args.images.split(","):
             hr, lr = load_pair(args.data, args.dataset, name, args.checkout if args.released_lr else None)
-            np.save(Path(tmp) / "lr.npy", lr)
+            gray = lr.ndim == 2  # the released network takes 3 channels: grey in all three, the mean back (as ours)
+            np.save(Path(tmp) / "lr.npy", np.repeat(lr[..., None], 3, axis=2) if gray else lr)
             for seed in (int(s) for s in args.seeds.split(",")):
                 out = Path(tmp) / "sr.npy"
                 run = subprocess.run([args.tf_python, str(port / "runner.py"), str(port), str(Path(tmp) / "lr.npy"),
@@ -128,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                 lines = [x for x in run.stdout.splitlines() if x.startswith("RESULT ")]
                 if run.returncode or not lines:
                     raise SystemExit(f"the released code failed on {name} (seed {seed}):\n{run.stderr[-3000:]}")
-                sr = np.load(out)
+                sr = np.load(out).astype(np.float64)
+                sr = np.clip(np.round((sr.mean(axis=2) if gray else sr) * 255.0), 0, 255).astype(np.uint8)
                 print(json.dumps(dict(image=name, seed=seed, conf=conf, lr="released" if args.released_lr else "ours",
                                       psnr_y=round(psnr_y(sr, hr, 2), 4), ssim_y=round(ssim_y(sr, hr, 2), 5),
                                       **json.loads(lines[0][len("RESULT "):]))), flush=True)
