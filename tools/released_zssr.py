@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.degrade import matlab_resize_uint8, modcrop
+from bench.degrade import make_pair
+from bench.images import load_image
 from bench.metrics import psnr_y, ssim_y
 
 # the checkout's img_001 ... img_014
@@ -89,15 +90,13 @@ def make_port(checkout: Path, into: Path) -> None:
 
 
 def load_pair(data: Path, dataset: str, name: str, released_lr: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
-
-    hr = modcrop(np.array(Image.open(data / dataset / "HR" / f"{name}.png")), 2)
+    """(mod-cropped HR, x2 LR) as the harness makes them, or with the checkout's own LR file."""
+    hr, lr = make_pair(load_image(data / dataset / "HR" / f"{name}.png"), 2, name)
     if released_lr is None:
-        return hr, matlab_resize_uint8(hr, 0.5)
+        return hr, lr
     if dataset != "set14":
         raise SystemExit("--released-lr: the checkout holds Set14 x2 inputs only")
-    lr = np.array(Image.open(released_lr / "set14" / f"img_{SET14_ORDER.index(name) + 1:03d}_SRF_2_LR.png"))
-    return hr, lr
+    return hr, load_image(released_lr / "set14" / f"img_{SET14_ORDER.index(name) + 1:03d}_SRF_2_LR.png")
 
 
 def main(argv: list[str] | None = None) -> int:
