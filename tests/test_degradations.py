@@ -159,7 +159,7 @@ def test_findings_name_the_winners_and_mark_a_tie_as_within_noise(tmp_path):
     md = render_report(run_dir)["markdown"].read_text()
     findings_section = md[md.index("## Findings"):md.index("## Contents")]
     assert "zssr-x (internal) is ahead of net-y (external)" in findings_section
-    assert "within noise" in findings_section and "gain_d-x2.png" in findings_section
+    assert "are within noise of each other" in findings_section and "gain_d-x2.png" in findings_section
     assert END_METRIC == "cell"
 
 

@@ -111,8 +111,15 @@ def headline(found: list[Finding]) -> list[str]:
         if f.category != "all":
             continue
         where = f"{f.dataset} ×{f.scale}" + ("" if f.degradation == "bicubic" else f" under {f.degradation}")
-        how = ("within noise of" if f.within_noise else "ahead of") if f.n >= 2 else "ahead (one image) of"
-        lines.append(f"{where}, {f.metric}: {f.winner} ({f.family}) is {how} {f.runner_up} ({f.runner_up_family}) "
-                     f"by {decimals(f.metric, f.margin)}{' dB' if f.metric.startswith('psnr') else ''} on average, better on {f.wins} of {f.n} images, at "
-                     f"{_seconds(f.seconds)} per image against {_seconds(f.runner_up_seconds)}.")
+        winner, runner_up = f"{f.winner} ({f.family})", f"{f.runner_up} ({f.runner_up_family})"
+        by = f"{decimals(f.metric, f.margin)}{' dB' if f.metric.startswith('psnr') else ''}"
+        if f.n < 2:
+            claim = f"{winner} is ahead of {runner_up} on its one image, by {by}"
+        elif f.within_noise:
+            claim = f"{winner} and {runner_up} are within noise of each other ({f.winner} by {by} on average"
+            claim += f", better on {f.wins} of {f.n} images)"
+        else:
+            claim = f"{winner} is ahead of {runner_up} by {by} on average, better on {f.wins} of {f.n} images"
+        lines.append(f"{where}, {f.metric}: {claim}, at {_seconds(f.seconds)} per image against "
+                     f"{_seconds(f.runner_up_seconds)}.")
     return lines
