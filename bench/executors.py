@@ -25,7 +25,7 @@ from typing import Callable
 
 from bench.cellwork import CellRunner, end_row
 from bench.plan import WorkBatch, WorkItem, make_batches
-from bench.results import ResultsWriter
+from bench.results import END_METRIC, ResultsWriter
 
 log = logging.getLogger("bench")
 MAX_ATTEMPTS = 3
@@ -49,6 +49,18 @@ def _cells(batches: list[WorkBatch]) -> int:
 def _write(writer: ResultsWriter, blocks: list[list[dict]]) -> None:
     for block in blocks:
         writer.append(block)
+        log.info("%s", _cell_line(block))
+
+
+def _cell_line(block: list[dict]) -> str:
+    """bench.log's line for one finished cell: which, how it ended, its time and PSNR-Y where measured."""
+    values = {row["metric"]: row["value"] for row in block}
+    end = next((row for row in block if row["metric"] == END_METRIC), block[-1])
+    line = f"cell {end['image']} x{end['scale']} {end['degradation']} {end['method']}: {end['status']}"
+    for metric, unit in (("seconds-total", " s"), ("psnr-y", " dB")):
+        if isinstance(values.get(metric), (int, float)):
+            line += f", {metric} {values[metric]:.3f}{unit}"
+    return line + (f" ({end['note'][:200]})" if end.get("note") and end["status"] != "ok" else "")
 
 
 def run_local(session, todo: list[WorkBatch], writer: ResultsWriter, out: Path,

@@ -79,6 +79,11 @@ def test_failures_are_isolated_and_recorded(folder, tmp_path):
     assert len(summary.failures) == len(errors)
     # the user named the unavailable method: the run fails for it too
     assert not summary.ok and summary.explicit_unavailable == ["test-missing-weights"]
+    # bench.log: one line per cell, with its status, and the PSNR where there is one
+    cell_lines = [line for line in (out / "bench.log").read_text().splitlines() if " INFO cell " in line]
+    assert len(cell_lines) == len(ends)
+    assert sum(": ok, " in line and " psnr-y " in line for line in cell_lines) == len(ok)
+    assert any("corrupt x2 bicubic test-nearest: error" in line and "corrupt.png" in line for line in cell_lines)
 
 
 def test_unavailable_default_method_does_not_fail_the_run(folder, tmp_path, monkeypatch):
