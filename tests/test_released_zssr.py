@@ -45,3 +45,21 @@ def test_the_port_parses_as_python3_and_keeps_python2_arithmetic():
 def test_other_files_only_lose_np_int():
     text = "x = np.int(np.ceil(2.5))\ny = a / b\n"
     assert py3_port(text, "utils.py") == "x = int(np.ceil(2.5))\ny = a / b\n"
+
+
+def test_inputs_at_other_scales_are_the_harness_pairs(tmp_path):
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    from bench.degrade import make_pair
+    from released_zssr import load_pair
+
+    hr = (np.random.default_rng(0).random((50, 38, 3)) * 255).astype(np.uint8)
+    (tmp_path / "set5" / "HR").mkdir(parents=True)
+    Image.fromarray(hr).save(tmp_path / "set5" / "HR" / "im.png")
+    got_hr, got_lr = load_pair(tmp_path, "set5", "im", None, 4)
+    want_hr, want_lr = make_pair(hr, 4, "im")
+    assert got_lr.shape == (12, 9, 3) and np.array_equal(got_lr, want_lr) and np.array_equal(got_hr, want_hr)
+    with pytest.raises(SystemExit, match="x2 inputs only"):
+        load_pair(tmp_path, "set5", "im", tmp_path, 4)
