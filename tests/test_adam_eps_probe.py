@@ -7,7 +7,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
-from adam_eps_probe import EPS, TF1Adam, step_factors  # noqa: E402
+from adam_eps_probe import TF1Adam, step_factors
+
+from zssr.batched import ADAM_EPS as EPS
 
 
 def _tf1_reference(grads, lr, b1=0.9, b2=0.999):

@@ -7,8 +7,14 @@ import ast
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.degrade import make_pair
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from released_zssr import py3_port
+from released_zssr import load_pair, py3_port
 
 RELEASED_LIKE = '''import tensorflow as tf
 class Z:
@@ -48,13 +54,6 @@ def test_other_files_only_lose_np_int():
 
 
 def test_inputs_at_other_scales_are_the_harness_pairs(tmp_path):
-    import numpy as np
-    import pytest
-    from PIL import Image
-
-    from bench.degrade import make_pair
-    from released_zssr import load_pair
-
     hr = (np.random.default_rng(0).random((50, 38, 3)) * 255).astype(np.uint8)
     (tmp_path / "set5" / "HR").mkdir(parents=True)
     Image.fromarray(hr).save(tmp_path / "set5" / "HR" / "im.png")

@@ -36,9 +36,8 @@ from zssr_frontier import load_pair, to_uint8
 
 from bench.metrics import psnr_y
 from zssr import ZSSR, ZSSRConfig
+from zssr.batched import ADAM_EPS  # torch's default epsilon, TF1's too
 from zssr.precision import resolve_precision
-
-BETA2, EPS = 0.999, 1e-8  # the defaults of both optimizers, and what both codes use
 
 
 def step_factors(opt: torch.optim.Optimizer) -> torch.Tensor:
@@ -49,11 +48,10 @@ def step_factors(opt: torch.optim.Optimizer) -> torch.Tensor:
             state = opt.state.get(p)
             if not state:
                 continue
-            t = float(state["step"])
-            bc2 = 1 - BETA2 ** t
+            bc2 = 1 - group["betas"][1] ** float(state["step"])
             root = (state["exp_avg_sq"].float() / bc2).sqrt()
             moving = state["exp_avg"].float() != 0
-            factors.append(((root + EPS) / (root + EPS / bc2 ** 0.5))[moving])
+            factors.append(((root + ADAM_EPS) / (root + ADAM_EPS / bc2 ** 0.5))[moving])
     return torch.cat(factors)
 
 
@@ -63,14 +61,16 @@ class TF1Adam(torch.optim.Adam):
     def step(self, closure=None):
         for group in self.param_groups:
             group["tf1_step"] = group.get("tf1_step", 0) + 1
-            group["eps"] = EPS / math.sqrt(1 - group["betas"][1] ** group["tf1_step"])
+            group["eps"] = ADAM_EPS / math.sqrt(1 - group["betas"][1] ** group["tf1_step"])
         return super().step(closure)
 
 
 class Probe(ZSSR):
     """ZSSR that keeps a handle on its optimizer (TF1's Adam where asked) so the callback can read its state."""
 
-    placement = "torch"
+    def __init__(self, config: ZSSRConfig, placement: str) -> None:
+        super().__init__(config)
+        self.placement = placement
 
     def _optimizer(self, net, device):
         if self.placement == "tf1":
@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ZSSRConfig.preset("original").replace(precision=precision, seed=0)
     for name in args.images.split(","):
         hr, lr = load_pair(name, 2)
-        z = Probe(cfg)
-        z.placement = args.placement
+        z = Probe(cfg, args.placement)
 
         def read(it, loss, lr_now, rec, name=name, z=z):
             if it in at:

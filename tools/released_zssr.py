@@ -9,8 +9,8 @@ and a Python with tensorflow (2.x, used through tf.compat.v1), opencv-python-hea
 released code is Python 2; a copy of it in a temporary folder gets the few edits Python 3 needs (`py3_port`:
 print calls, range, the integer division in its learning-rate policy, tf.compat.v1) and nothing else.
 
-This script (in the project's environment) makes each image's LR (x2, or `--scale`) as the harness does (top-left mod-crop, MATLAB
-bicubic, uint8), runs the released code on it in the TF interpreter (paper configuration: X2_ONE_JUMP_IDEAL_CONF or,
+This script (in the project's environment) makes each image's LR (x2, or `--scale`) as the harness does (top-left
+mod-crop, MATLAB bicubic, uint8), runs the released code on it in the TF interpreter (paper configuration: X2_ONE_JUMP_IDEAL_CONF or,
 with --gradual, X2_GRADUAL_IDEAL_CONF; numpy and TF graph seeded with the seed), rounds the output to uint8 and scores
 PSNR-Y / SSIM-Y with bench.metrics (`scale`-pixel border); a grey image runs as three equal channels and
 scores their mean, as this port does. `--released-lr` feeds the checkout's own Set14 LR files
