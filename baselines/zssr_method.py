@@ -168,7 +168,8 @@ class _ZSSRPreset(Method):
             "quick_overrides": QUICK_OVERRIDES[self.preset] if self.profile == "quick" else {},
             "overrides": {k: str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v
                           for k, v in self.overrides.items()},
-            "zssr": self.cfg.replace(seed=self._seed).to_dict(),
+            # the configured seed, not the last cell's: run.json records config() after the cells have run
+            "zssr": self.cfg.to_dict(),
         }
 
 

@@ -15,6 +15,9 @@ def test_adapters_profiles_and_config():
     assert cfg["profile"] == "quick" and cfg["zssr"]["max_iters"] < 3000
     paper = create_method("zssr-original-gradual")
     assert paper.config()["zssr"]["max_iters"] == 3000 and len(paper.config()["zssr"]["gradual_increments"]) == 6
+    before = json.dumps(cfg, sort_keys=True)
+    m.set_seed(12345)  # a cell's seed: not part of the method's configuration (nor of its config_id)
+    assert json.dumps(m.config(), sort_keys=True) == before and cfg["zssr"]["seed"] == 0
     with pytest.raises(ValueError, match="profile"):
         create_method("zssr-original", profile="fast")
     with pytest.raises(TypeError, match="max_iters"):
