@@ -3,6 +3,7 @@
 
     python tools/adam_eps_probe.py --images bird --at 1,10,100,1000      # read the factor below during a run
     python tools/adam_eps_probe.py --placement tf1 --json docs/adam-eps-check.jsonl   # Set5 x2 trained the TF1 way
+    python tools/adam_eps_probe.py --preset original-gradual --placement tf1 --json docs/adam-eps-check.jsonl
 
 TF1 folds both bias corrections into the rate and adds epsilon to sqrt(v); torch divides by sqrt(v / bc2) and adds
 epsilon after. Written on torch's scale, TF1's step is torch's with epsilon / sqrt(bc2) in place of epsilon
@@ -10,7 +11,8 @@ epsilon after. Written on torch's scale, TF1's step is torch's with epsilon / sq
 
     (sqrt(v_hat) + eps) / (sqrt(v_hat) + eps / sqrt(bc2))      (TF1's step / torch's; <= 1)
 
-This runs `zssr-original`'s configuration (one jump, the adaptive policy) on Set5 images and, at chosen iterations,
+This runs `zssr-original`'s configuration (one jump, the adaptive policy; `--preset original-gradual`: the six
+increments, one network and optimizer across them as in the released code) on Set5 images and, at chosen iterations,
 reads that factor off the optimizer's state for every weight that has had a gradient; it prints one JSON line per
 (image, iteration): the smallest factor, its 0.1 % quantile and the share of weights whose step would shrink by
 more than 1 %. With `--placement tf1` the run's optimizer is Adam with TF1's placement (torch's Adam with epsilon
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", default="baby,bird,butterfly,head,woman")
     ap.add_argument("--precision", default="bf16", choices=("bf16", "fp32"))
+    ap.add_argument("--preset", default="original", choices=("original", "original-gradual"))
     ap.add_argument("--placement", default="torch", choices=("torch", "tf1"), help="the optimizer the run trains with")
     ap.add_argument("--at", default="", help="iterations (1-based) at which to read the step factors, e.g. 1,100,1000")
     ap.add_argument("--json", type=Path, help="append one line per image (PSNR-Y, seconds, iterations) here")
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     at = {int(a) - 1 for a in args.at.split(",") if a.strip()}
     device = torch.device("cpu")
     precision = resolve_precision(args.precision, device)
-    cfg = ZSSRConfig.preset("original").replace(precision=precision, seed=0)
+    cfg = ZSSRConfig.preset(args.preset).replace(precision=precision, seed=0)
     for name in args.images.split(","):
         hr, lr = load_pair(name, 2)
         z = Probe(cfg, args.placement)
@@ -105,10 +108,11 @@ def main(argv: list[str] | None = None) -> int:
 
         t0 = time.perf_counter()
         sr = z.upscale(lr, 2, callback=read)
-        row = {"code": f"this port (library, original preset, {precision}, Adam epsilon as {args.placement})",
-               "dataset": "set5", "scale": 2, "mode": "onejump", "image": name, "seed": 0,
-               "psnr_y": round(psnr_y(to_uint8(sr), hr, 2), 4), "seconds": round(time.perf_counter() - t0, 1),
-               "iterations": z.last_stats.get("iterations")}
+        row = {"code": f"this port (library, {args.preset} preset, {precision}, Adam epsilon as {args.placement})",
+               "dataset": "set5", "scale": 2, "mode": "gradual" if args.preset == "original-gradual" else "onejump",
+               "image": name, "seed": 0, "psnr_y": round(psnr_y(to_uint8(sr), hr, 2), 4),
+               "seconds": round(time.perf_counter() - t0, 1), "iterations": z.last_stats.get("iterations"),
+               "restarts": len(z.last_stats.get("restarts", []))}
         print(json.dumps(row), flush=True)
         if args.json:
             with args.json.open("a") as fh:
