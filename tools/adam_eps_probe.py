@@ -18,7 +18,9 @@ reads that factor off the optimizer's state for every weight that has had a grad
 more than 1 %. With `--placement tf1` the run's optimizer is Adam with TF1's placement (torch's Adam with epsilon
 replaced by epsilon / sqrt(bc2) before every step, the same update as tf.train.AdamOptimizer), and each image's
 PSNR-Y, seconds and iterations go to `--json`: library seed 0, as tools/zssr_frontier.py's points, so the torch side
-is the original's budget-3000 point of docs/zssr-frontier.jsonl. Nothing here changes the trainer.
+is the original's budget-3000 point of docs/zssr-frontier.jsonl (for the gradual preset there is no torch run at
+library seed 0: compare with the harness's seeds in reports/reproduce/). `--at` counts iterations within each scale
+step, so with the gradual preset a reading comes once per increment. Nothing here changes the trainer.
 """
 from __future__ import annotations
 
