@@ -68,7 +68,7 @@ reproduce: $(STAMP)
 
 # zssr-fast's check against zssr-original at x2 (5x faster, <= 0.2 dB PSNR-Y and <= 0.005 LPIPS lost) on Set5,
 # Set14 and the categories set, same folders as above (the one-jump x2 cells already measured are reused).
-# Estimated on 2 CPU cores: about 45 min for Set5 and Set14, 2 h for the categories.
+# Estimated on 2 CPU cores: about 1 h for Set5 and Set14, 2 h for the categories.
 reproduce-fast: $(STAMP)
 	set -e; for ds in set5 set14 categories; do \
 		$(REPRODUCE) --precision $(PRECISION) --dataset $$ds --scales 2 --methods zssr-original \
