@@ -7,10 +7,11 @@ One ZSSR problem is far too small to keep a GPU busy (a 128 x 128 step is ~22 GF
 launching kernels than computing them). Here the K problems' parameters are stacked along a new leading dimension
 and every training iteration runs one forward, one backward and one optimizer update for all of them:
 
-- per problem, exactly as `zssr.trainer.ZSSR` does it and with its own random numbers (the same seed gives the same
-  draws): the augmentation plan and the HR fathers, the LR sons (cubic or a given kernel, noise), their
-  interpolation, the L1 loss, the reconstruction-error measurement, the learning-rate policy and its stop decision,
-  the optimizer state and learning rate, the scale steps (gradual increments, passes) and the final test;
+- per problem, the step loop of `zssr.problem.ProblemRun` (the one `zssr.trainer.ZSSR` drives too), with its own
+  random numbers (the same seed gives the same draws): the augmentation plan and the HR fathers, the LR sons (cubic
+  or a given kernel, noise), their interpolation, the reconstruction-error measurement, the learning-rate policy and
+  its stop decision, the restart and dead-step guards, the scale steps (gradual increments, passes) and the final
+  test; here, per problem too: the L1 loss, the optimizer state and learning rate;
 - shared: the network computation. `stacking="grouped"` runs the K networks as grouped convolutions over the
   channel-concatenated crops; `stacking="vmap"` maps `torch.func.functional_call` over the stacked parameters.
   The optimizer (Adam or SGD with momentum, as torch.optim computes them, plus per-problem gradient clipping) is
@@ -31,20 +32,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zssr.augment import plan_augmentations, warp
 from zssr.config import ZSSRConfig
-from zssr.ensemble import self_ensemble
-from zssr.lr_policy import make_policy
-from zssr.network import ZSSRNet, count_parameters
+from zssr.network import ZSSRNet
 from zssr.precision import autocast, resolve_precision
-from zssr.resize import imresize
-from zssr.restart import DeadStepGuard, StuckWatch
-from zssr.trainer import ZSSR, Callback, Pair, _sync
+from zssr.problem import Callback, Pair, ProblemRun, sync
 
 # ZSSRConfig fields that decide the network's shape and the shared step: problems in one batch must agree on them
 SHARED_FIELDS = ("depth", "width", "kernel_size", "conv", "activation", "bias", "learn_residual", "crop_size",
@@ -83,177 +78,6 @@ def shared_key(cfg: ZSSRConfig) -> tuple:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-class _Slot:
-    """One problem's state across its scale steps, as ZSSR.upscale keeps it (the network lives in the batch)."""
-
-    def __init__(self, index: int, problem: Problem, device: torch.device) -> None:
-        cfg = problem.config
-        self.index, self.problem, self.cfg = index, problem, cfg
-        self.helper = ZSSR(cfg)  # its degradation, forward and final-test methods, with this problem's config
-        lr = problem.lr
-        if lr.dim() == 3:
-            lr = lr[None]
-        if lr.dim() != 4 or lr.shape[0] != 1 or lr.shape[1] not in (1, 3):
-            raise ValueError(f"ZSSR needs one image 1 x 3 x H x W (or 1 x 1 x H x W), got shape {tuple(lr.shape)}")
-        self.out_device, self.out_dtype = lr.device, lr.dtype if lr.is_floating_point() else torch.float32
-        x = lr.detach().to(device=device, dtype=torch.float32)
-        self.gray = x.shape[1] == 1
-        self.x = (x.expand(-1, 3, -1, -1) if self.gray else x).clamp(0.0, 1.0).contiguous()
-        self.steps = cfg.steps_for(problem.scale)
-        self.base_changes = cfg.base_changes_for(problem.scale)
-        self.bp_iters = cfg.back_projection_for(len(self.steps))
-        self.kernels = self.helper._kernels(problem.kernels, self.steps)
-        seed = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31))
-        self.rng = np.random.default_rng(seed)
-        self.init_gen = torch.Generator().manual_seed(seed)
-        self.noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
-        self.helper.precision = resolve_precision(cfg.precision, device)
-        self.helper._channels_last = cfg.channels_last
-        self.net = ZSSRNet(cfg)  # holds this problem's weights between batches and for its final test
-        self.net.reset_parameters(self.init_gen)
-        self.net.to(device)
-        if cfg.channels_last:
-            self.net.to(memory_format=torch.channels_last)
-        self.opt_state: dict[str, Any] | None = None  # None: a fresh optimizer
-        self.iterations_run = 0
-        self.sources, self.source_scales = [self.x], [1.0]
-        self.inp, self.base_sf, self.base_ind = self.x, (1.0, 1.0), 0
-        self.out = self.x
-        self.step_ind = 0
-        self.stats: dict[str, Any] = dict(iterations=0, curve=[], steps=[], restarts=[], device=str(device),
-                                          parameters=count_parameters(self.net), seed=seed,
-                                          precision=self.helper.precision, channels_last=cfg.channels_last)
-        self.seconds_infer = 0.0
-        self.done = False
-        self.begin_step()
-
-    def begin_step(self, restarted: bool = False, warmup: int = 0) -> None:
-        cfg = self.cfg
-        sf_abs = self.steps[self.step_ind]
-        self.sf_abs = sf_abs
-        self.sf = (sf_abs[0] / self.base_sf[0], sf_abs[1] / self.base_sf[1])
-        if self.step_ind > 0 and cfg.init_net_for_each_sf and not restarted:
-            self.net.reset_parameters(self.init_gen)
-            self.opt_state = None
-        self.watch = StuckWatch(cfg.restart_if_stuck, cfg.max_iters, enabled=not restarted)
-        if not restarted:
-            self.guard = DeadStepGuard(cfg.retry_dead_steps, self.net.state_dict(), self.step_ind)
-        self.restart_requested = False
-        self.down = self.helper._downscaler(self.kernels[self.step_ind], self.x.device)
-        plan = plan_augmentations(
-            self.rng, cfg.max_iters, [(int(s.shape[-2]), int(s.shape[-1])) for s in self.sources],
-            self.source_scales, cfg.crop_size, cfg.augment_leave_as_is_probability,
-            cfg.augment_no_interpolate_probability, cfg.augment_min_scale, cfg.augment_allow_rotation,
-            cfg.augment_scale_diff_sigma, cfg.augment_shear_sigma)
-        self.thetas = torch.tensor(plan.thetas, dtype=torch.float32).to(self.x.device)
-        self.modes, self.srcs = plan.modes.tolist(), plan.sources.tolist()
-        self.policy = make_policy(cfg, warmup)
-        self.lr = self.policy.lr
-        self.it = 0
-        self.measured: list[tuple[int, torch.Tensor, float, torch.Tensor]] = []
-        self.training = True
-
-    def crop_pair(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This iteration's interpolated son (the network's input) and HR father (the target)."""
-        cfg, it = self.cfg, self.it
-        father = warp(self.sources[self.srcs[it]], self.thetas[it:it + 1], cfg.crop_size, self.modes[it])
-        son = self.helper._father_to_son(father, self.sf, self.down, self.noise_gen)
-        up = imresize(son, self.sf, (cfg.crop_size, cfg.crop_size), kernel=cfg.upscale_method)
-        return up, father
-
-    def after_step(self, loss: torch.Tensor, net_view) -> None:
-        """The single trainer's bookkeeping after its optimizer step: measurement, callback, policy, stop."""
-        it, policy = self.it, self.policy
-        lr_now = policy.lr
-        rec = None
-        if policy.should_measure(it):
-            with torch.no_grad():
-                rec = self.helper._reconstruction_error(net_view, self.inp, self.sf, self.down, self.noise_gen)
-            policy.record(it, rec)
-            self.measured.append((it, loss, lr_now, rec))
-        if self.problem.callback is not None:
-            self.problem.callback(it, loss, lr_now, rec)
-        if rec is not None and self.watch.stuck(it, rec):
-            self.it += 1
-            self.restart_requested = True
-            return
-        if policy.update(it):
-            self.lr = policy.lr
-        self.it += 1
-        if policy.finished or self.it >= self.cfg.max_iters:
-            self.training = False
-
-    def restart(self) -> None:
-        """The single trainer's restart of a stuck step: fresh weights (into self.net), a fresh optimizer, the
-        step planned again; the spent iterations are counted, their curve dropped."""
-        self.stats["iterations"] += self.it
-        self.stats["restarts"].append(self.watch.restart_entry(self.step_ind, self.it))
-        self.net.reset_parameters(self.init_gen)
-        self.opt_state = None
-        self.begin_step(restarted=True)
-
-    def retry_if_dead(self) -> bool:
-        """The single trainer's DeadStepGuard at the end of an attempt (weights in self.net, optimizer state in
-        self.opt_state): True when the step starts again from its starting weights."""
-        final_rec = float(self.measured[-1][3]) if self.measured else None
-        if self.guard.watching and self.guard.dead(final_rec,
-                                                    self.helper._interpolation_error(self.inp, self.sf, self.down)):
-            self.stats["iterations"] += self.it
-            self.net.load_state_dict(self.guard.hold(self.net.state_dict(), self.opt_state, final_rec, self.it))
-            self.stats["restarts"].append(self.guard.entry)
-            self.opt_state = None
-            self.begin_step(restarted=True, warmup=self.guard.warmup_iters(self.cfg.max_iters))
-            return True
-        kept = self.guard.settle(final_rec)
-        if kept is not None:  # the retry did no better: back to the first attempt (the stats stay the retry's)
-            self.net.load_state_dict(kept[0])
-            self.opt_state = kept[1]
-        return False
-
-    def finish_step(self, ensemble_batched: bool) -> None:
-        """Final test of this step (the network is in self.net), the step's stats, the next step or the end."""
-        cfg, device = self.cfg, self.x.device
-        _sync(device)
-        t0 = time.perf_counter()
-        self.net.eval()
-        with torch.no_grad():
-            out = self_ensemble(lambda t: self.helper._forward(self.net, t, self.sf), self.inp, self.sf, self.down,
-                                self.bp_iters[self.step_ind], enabled=cfg.ensemble, up_kernel=cfg.upscale_method,
-                                batched=ensemble_batched)
-        _sync(device)
-        seconds = time.perf_counter() - t0
-        self.seconds_infer += seconds
-        curve = []
-        if self.measured:
-            values = torch.stack([torch.stack([m[1].float(), m[3].float()]) for m in self.measured]).cpu().tolist()
-            curve = [dict(iteration=m[0], loss=v[0], lr=m[2], rec_error=v[1], step=self.step_ind)
-                     for m, v in zip(self.measured, values)]
-        self.stats["iterations"] += self.it
-        self.stats["curve"].extend(curve)
-        self.stats["steps"].append(dict(
-            scale=list(self.sf_abs), relative_scale=list(self.sf), back_projection_iters=self.bp_iters[self.step_ind],
-            input_hw=[int(self.inp.shape[-2]), int(self.inp.shape[-1])], kernel=self.kernels[self.step_ind] is not None,
-            seconds_infer=seconds, iterations=self.it, lr_changes=self.policy.change_iters[1:],
-            final_lr=self.policy.lr, fits=self.policy.fits))
-        self.out = out
-        self.sources.append(out)
-        self.source_scales.append(min(self.sf_abs))
-        if self.base_ind < len(self.base_changes):
-            target = self.base_changes[self.base_ind]
-            if all(abs(a - b) < 1e-3 for a, b in zip(self.sf_abs, target)):
-                self.inp, self.base_sf, self.base_ind = out, target, self.base_ind + 1
-        self.step_ind += 1
-        if self.step_ind < len(self.steps):
-            self.begin_step()
-        else:
-            self.done = True
-
-    def result(self) -> torch.Tensor:
-        out = self.out.mean(dim=1, keepdim=True) if self.gray else self.out
-        return out.to(device=self.out_device, dtype=self.out_dtype)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 def _leaf_modules(module: nn.Module) -> list[nn.Module]:
     leaves = []
     for m in module.children():
@@ -266,7 +90,12 @@ class StackedNets:
     batched step. All tensors keep their shapes while the batch is unchanged (what a CUDA graph needs)."""
 
     def __init__(self, nets: Sequence[ZSSRNet], cfg: ZSSRConfig, stacking: str,
-                 states: Sequence[dict[str, torch.Tensor] | None]) -> None:
+                 states: Sequence[dict[str, torch.Tensor] | None], precision: str | None = None) -> None:
+        """precision: the concrete one ("fp32", "bf16" or "fp16"; default cfg.precision, then not "auto")."""
+        precision = precision or cfg.precision
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"StackedNets needs a concrete precision, got {precision!r}: resolve it first "
+                             "(zssr.precision.resolve_precision)")
         self.cfg, self.stacking, self.k = cfg, stacking, len(nets)
         self.template = nets[0]
         self.names = [n for n, _ in self.template.named_parameters()]
@@ -285,7 +114,7 @@ class StackedNets:
         # per-problem step size and Adam's bias-correction divisor, refreshed every iteration (static buffers)
         self.step_size = torch.zeros(self.k, device=device)
         self.denominator = torch.ones(self.k, device=device)
-        self.precision = resolve_precision(cfg.precision, device)
+        self.precision = precision
         self.device = device
 
     def _state_keys(self) -> tuple[str, ...]:
@@ -496,72 +325,61 @@ def upscale_many(problems: Sequence[Problem], batch: BatchConfig | None = None,
     cfg0 = problems[0].config
     dev = torch.device(device) if device is not None else (
         problems[0].lr.device if cfg0.device in ("auto", "", None) else torch.device(cfg0.device))
-    if resolve_precision(cfg0.precision, dev) == "fp16":
+    precision = resolve_precision(cfg0.precision, dev)  # once, here: everything below gets the result
+    if precision == "fp16":
         raise ValueError("batched ZSSR runs fp32 or bf16 (fp16 needs a gradient scaler per problem); use "
                          "precision bf16, or batch size 1")
-    if dev.type == "cuda" and cfg0.cudnn_benchmark:
-        torch.backends.cudnn.benchmark = True
     graph = batch.cuda_graph and dev.type == "cuda"
     mask = batch.finished == "mask" or (batch.finished == "auto" and graph)
 
     t_start = time.perf_counter()
     results: list[Any] = [None] * len(problems)
-    slots: list[_Slot] = []
-    for i, problem in enumerate(problems):
+    runs: dict[int, ProblemRun] = {}
+    for i, p in enumerate(problems):
         try:
-            slots.append(_Slot(i, problem, dev))
+            runs[i] = ProblemRun(p.lr, p.scale, p.config, dev, precision, p.kernels, p.callback)
+            runs[i].ensemble_batched = batch.batched_ensemble
         except Exception as exc:  # this problem only
             results[i] = exc
-    active = list(slots)
+    active = list(runs.values())
     while active:  # one packing of the still-training problems per pass
-        stacked = StackedNets([s.net for s in active], cfg0, batch.stacking, [s.opt_state for s in active])
+        stacked = StackedNets([r.net for r in active], cfg0, batch.stacking, [r.opt_state for r in active],
+                              precision)
         step = _GraphedStep(stacked, cfg0.crop_size) if graph else stacked.step
         live = [True] * len(active)
         pairs: list[Any] = [None] * len(active)
         while any(live):
-            for j, s in enumerate(active):
+            for j, r in enumerate(active):
                 if live[j]:  # a masked problem keeps its last crop (its step size is 0)
-                    pairs[j] = s.crop_pair()
-            stacked.set_rates([s.lr for s in active], live)
+                    pairs[j] = r.crop_pair()
+            stacked.set_rates([r.lr for r in active], live)
             losses = step(torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs]))
             leaving = False
-            for j, s in enumerate(active):
+            for j, r in enumerate(active):
                 if not live[j]:
                     continue
-                s.iterations_run += 1
-                s.after_step(losses[j], stacked.view(j))
-                if s.restart_requested:
-                    s.restart()
-                    stacked.load(j, s.net, None)
-                    continue
-                if s.training:
-                    continue
-                s.opt_state = stacked.export(j, s.net)  # the weights into s.net for the final test
-                if s.retry_if_dead():
-                    stacked.load(j, s.net, None)
-                    continue
-                s.finish_step(batch.batched_ensemble)  # (re-initialises s.net and its state if the config says so)
-                if s.done:
+                event, state = r.after_step(losses[j], stacked.view(j), lambda j=j, r=r: stacked.export(j, r.net))
+                if event == "done":
                     live[j], leaving = False, True
-                else:
-                    stacked.load(j, s.net, s.opt_state)
+                elif event != "train":  # new weights in r.net (and its optimizer state, or a fresh one)
+                    stacked.load(j, r.net, state)
             if leaving and not mask:
                 break
-        for j, s in enumerate(active):
+        for j, r in enumerate(active):
             if live[j]:
-                s.opt_state = stacked.export(j, s.net)
-        active = [s for s, on in zip(active, live) if on]
-    _sync(dev)
+                r.opt_state = stacked.export(j, r.net)
+        active = [r for r, on in zip(active, live) if on]
+    sync(dev)
     wall = time.perf_counter() - t_start
-    infer = sum(s.seconds_infer for s in slots)
-    total_iters = max(sum(s.iterations_run for s in slots), 1)
-    for s in slots:
-        train_share = (wall - infer) * s.iterations_run / total_iters
-        s.stats.update({"seconds-train": train_share, "seconds-infer": s.seconds_infer,
-                        "seconds-total": train_share + s.seconds_infer, "batch-size": len(problems),
+    infer = sum(r.seconds_infer for r in runs.values())
+    total_iters = max(sum(r.stats["iterations"] for r in runs.values()), 1)
+    for i, r in runs.items():
+        train_share = (wall - infer) * r.stats["iterations"] / total_iters
+        r.stats.update({"seconds-train": train_share, "seconds-infer": r.seconds_infer,
+                        "seconds-total": train_share + r.seconds_infer, "batch-size": len(problems),
                         "seconds-batch": wall, "stacking": batch.stacking, "cuda-graph": graph,
                         "finished": "mask" if mask else "repack"})
         if keep_networks:
-            s.stats["network"] = s.net
-        results[s.index] = (s.result(), s.stats)
+            r.stats["network"] = r.net
+        results[i] = (r.result(), r.stats)
     return results
