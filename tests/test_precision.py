@@ -92,6 +92,31 @@ def test_network_output_and_residual_stay_fp32_under_autocast():
     assert torch.allclose(y.detach(), x + residual, atol=2e-3 * residual.abs().max().item() + 1e-6)
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_zssr_resolves_auto_once_per_call_and_passes_it_down(monkeypatch, native):
+    # "auto" is resolved once where the device is known (ZSSR.upscale, upscale_many), never again below it: the
+    # capability probe is asked once per call (before: once more per problem and per packing of the batch), and
+    # every problem runs in what that one answer resolved to
+    from zssr.batched import Problem, StackedNets, upscale_many
+
+    asked: list[str] = []
+    monkeypatch.setattr(precision, "native_bf16", lambda device: asked.append(str(device)) or native)
+    expected = "bf16" if native else "fp32"
+    cfg = ZSSRConfig.preset("original").replace(max_iters=3, crop_size=16, min_iters=2, lr_slope_range=4,
+                                                run_test_every=2, lr_check_every=2, back_projection_iters=(0,),
+                                                ensemble=False, depth=3, width=8, precision="auto")
+    lr = torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    z = ZSSR(cfg)
+    z.upscale(lr, 2)
+    assert asked == ["cpu"] and z.last_stats["precision"] == expected == z.precision
+    asked.clear()
+    results = upscale_many([Problem(lr, 2, cfg.replace(seed=i)) for i in range(3)], device="cpu")
+    assert asked == ["cpu"]
+    assert [stats["precision"] for _, stats in results] == [expected] * 3
+    with pytest.raises(ValueError, match="concrete precision"):  # nothing below the entry points resolves "auto"
+        StackedNets([ZSSRNet(cfg)], cfg, "grouped", [None])
+
+
 @pytest.mark.parametrize("preset", ["original", "modified"])
 def test_bf16_zssr_beats_bicubic(preset):
     # the short run of test_zssr_trainer, in bf16: >= 0.5 dB over bicubic (measured, 1 thread: original +1.72 dB

@@ -1,11 +1,15 @@
 """zssr.config: presets, strict overrides, scale steps."""
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
 from zssr import ZSSRConfig
 from zssr.config import PAPER_GRADUAL_X2, PAPER_GRADUAL_X2_BP
+from zssr.scales import ScaleSchedule
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_original_defaults_are_the_papers():
@@ -62,3 +66,44 @@ def test_explicit_scale_factors_must_end_at_request():
     assert c.steps_for(2) == [(1.5, 1.5), (2.0, 2.0)]
     with pytest.raises(ValueError, match="requested"):
         c.steps_for(3)
+
+
+def test_scale_schedule_reads_the_scale_fields_as_one_value():
+    kinds = {name: ZSSRConfig.preset(name).scale_schedule.kind for name in ZSSRConfig.preset_names()}
+    assert kinds["original"] == "jump" and kinds["original-gradual"] == "gradual"
+    assert kinds["gradual"] == kinds["modified-gradual"] == "passes"
+    assert ScaleSchedule.passes(2.0).fields() == {"pass_factor": 2.0}
+    # each way written back as fields gives a config with the same steps
+    for schedule in (ScaleSchedule(), ScaleSchedule.steps([(1.5, 1.5), 2], base_changes=[1.5]),
+                     ScaleSchedule.gradual(PAPER_GRADUAL_X2), ScaleSchedule.passes(2.0),
+                     ScaleSchedule.passes(factors=[2, (1.5, 2)])):
+        cfg = ZSSRConfig(**schedule.fields())
+        assert cfg.scale_schedule == schedule
+        target = (3.0, 4.0) if schedule.kind == "passes" and schedule.factors else 2
+        assert cfg.steps_for(target) == schedule.steps_for(target)
+    assert ZSSRConfig(pass_factor=2.0).steps_for(6) == [(2.0, 2.0), (4.0, 4.0), (6.0, 6.0)]
+    assert ZSSRConfig(pass_factor=2.0).base_changes_for(6) == [(2.0, 2.0), (4.0, 4.0)]
+    with pytest.raises(ValueError, match="exclusive"):
+        ZSSRConfig(scale_factors=[(2, 2)], gradual_increments=PAPER_GRADUAL_X2)
+
+
+def test_committed_runs_keep_their_cell_identities():
+    # to_dict() is hashed into every stored cell's identity: the config ids recorded in the committed
+    # reports/reproduce/*/run.json must be what the code computes today (else resuming would recompute them)
+    import torch
+
+    from baselines.methods import create_method
+    from bench.session import config_id
+
+    checked = 0
+    for run_json in sorted((REPO / "reports" / "reproduce").glob("*/run.json")):
+        run = json.loads(run_json.read_text())
+        opts = run["options"]
+        for cid, entry in run["config_ids"].items():
+            if not entry["method"].startswith("zssr-"):
+                continue
+            method = create_method(entry["method"], profile=run["profile"], precision=entry["precision"])
+            method.choose_precision(torch.device("cpu"))
+            assert config_id(entry["method"], method, run["profile"], run["protocol"], opts["seed"]) == cid, run_json
+            checked += 1
+    assert checked >= 9

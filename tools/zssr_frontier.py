@@ -38,7 +38,7 @@ from bench.metrics import psnr_y  # noqa: E402
 from zssr import ZSSR, ZSSRConfig  # noqa: E402
 from zssr.precision import resolve_precision  # noqa: E402
 from zssr.resize import imresize  # noqa: E402
-from zssr.trainer import _sync  # noqa: E402  (the trainer's own device sync, for timing)
+from zssr.problem import sync as _sync  # noqa: E402  (the trainer's own device sync, for timing)
 
 SET5 = ("baby", "bird", "butterfly", "head", "woman")
 
@@ -66,7 +66,7 @@ class Snapshots:
     """ZSSR.upscale callback: at each of `at` iterations, the output that a run with max_iters = that count gives
     (the final test of the one-step run on the network as it is now) and the seconds that run would take.
 
-    Uses the trainer's own final test (`_final_test`, `_downscaler`) so that the output is the same computation."""
+    Uses the run's own final test (zssr.problem.ProblemRun.final_test) so that the output is the same computation."""
 
     def __init__(self, z: ZSSR, lr: torch.Tensor, scale: int, at) -> None:
         cfg = z.config
@@ -74,8 +74,6 @@ class Snapshots:
         x = lr.detach().to(dtype=torch.float32)
         self.gray = x.shape[1] == 1
         self.inp = (x.expand(-1, 3, -1, -1) if self.gray else x).clamp(0.0, 1.0).contiguous()
-        self.down = z._downscaler(None, x.device)
-        self.bp = cfg.back_projection_for(1)[0]
         self.taken: dict[int, tuple[torch.Tensor, float]] = {}  # iterations -> (output, seconds)
         self.spent = 0.0  # seconds of snapshot tests so far: not part of any later point's time
         self.t0 = time.perf_counter()  # made just before the run starts: its time counts from here
@@ -86,7 +84,7 @@ class Snapshots:
             return
         _sync(self.inp.device)
         t1 = time.perf_counter()
-        out = self.z._final_test(self.z.net, self.inp, (float(self.scale), float(self.scale)), self.down, self.bp)
+        out = self.z.run.final_test()
         if self.gray:
             out = out.mean(dim=1, keepdim=True)
         _sync(self.inp.device)

@@ -251,21 +251,10 @@ class StackedNets:
                 buf.mul_(cfg.momentum).add_(g)
                 p.sub_(self._bcast(self.step_size, p) * buf)
 
-    def view(self, j: int) -> "_OneNet":
-        return _OneNet(self, j)
-
-
-class _OneNet(nn.Module):
-    """Problem j's network as a module over the stacked parameters (no copy), for the error measurement."""
-
-    def __init__(self, stacked: StackedNets, j: int) -> None:
-        super().__init__()
-        self.stacked, self.j = stacked, j
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.stacked
-        params = [p[self.j:self.j + 1] for p in s.params]
-        return torch.cat([s.forward(x[i:i + 1], params) for i in range(x.shape[0])])
+    def view(self, j: int):
+        """Problem j's network as a function over the stacked parameters (no copy), for the error measurement."""
+        params = [p[j:j + 1] for p in self.params]
+        return lambda x: torch.cat([self.forward(x[i:i + 1], params) for i in range(x.shape[0])])
 
 
 class _GraphedStep:

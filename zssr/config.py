@@ -14,25 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from zssr.precision import PRECISIONS
-
-Pair = tuple[float, float]
-
-# The paper's six gradual increments for a x2 target and their back-projection iteration counts.
-PAPER_GRADUAL_X2: tuple[Pair, ...] = ((1.0, 1.5), (1.5, 1.0), (1.5, 1.5), (1.5, 2.0), (2.0, 1.5), (2.0, 2.0))
-PAPER_GRADUAL_X2_BP: tuple[int, ...] = (6, 6, 8, 10, 10, 12)
+from zssr.scales import PAPER_GRADUAL_X2, PAPER_GRADUAL_X2_BP, Pair, ScaleSchedule, pair as _pair
 
 CONVS = ("plain", "depthwise")
 ACTIVATIONS = ("relu", "prelu")
 LR_SCHEDULES = ("original-policy", "warmup-cosine", "warmup-step")
 OPTIMIZERS = ("adam", "sgd")
 RESIZE_KERNELS = ("cubic", "lanczos3")
-
-
-def _pair(value: Any) -> Pair:
-    if isinstance(value, (int, float)):
-        return (float(value), float(value))
-    sy, sx = value
-    return (float(sy), float(sx))
 
 
 @dataclass(frozen=True)
@@ -89,7 +77,7 @@ class ZSSRConfig:
     augment_scale_diff_sigma: float = 0.25
     augment_shear_sigma: float = 0.1
     augment_allow_rotation: bool = True  # rotations and flips (off for non-symmetric kernels)
-    # --- scales --------------------------------------------------------------------------------------------------
+    # --- scales (exclusive ways to reach the target; read together as `scale_schedule`, see zssr/scales.py) -------
     # Explicit scale steps (sy, sx), absolute w.r.t. the input; the last one must equal the requested scale.
     # Empty: derived from the requested scale (one jump, or gradual_increments scaled to it).
     scale_factors: tuple[Pair, ...] = ()
@@ -151,16 +139,7 @@ class ZSSRConfig:
             problems.append("restart_if_stuck must be in [0, 1) (a fraction of max_iters; 0: off)")
         if self.grad_clip_norm < 0:
             problems.append("grad_clip_norm must be >= 0 (0: off)")
-        n_multi = sum(bool(v) for v in (self.scale_factors, self.gradual_increments,
-                                        self.pass_factor or self.pass_factors))
-        if self.pass_factor and self.pass_factors:
-            problems.append("set either pass_factor or pass_factors, not both")
-        elif self.pass_factor and self.pass_factor <= 1.0:
-            problems.append("pass_factor must be > 1")
-        elif n_multi > 1:
-            problems.append("scale_factors, gradual_increments and passes (pass_factor/pass_factors) are exclusive")
-        if (self.pass_factor or self.pass_factors) and self.base_change_sfs:
-            problems.append("passes set their own base changes; leave base_change_sfs empty")
+        problems.extend(ScaleSchedule.check_fields(self))
         for name in ("downscale_method", "upscale_method"):
             if getattr(self, name) not in RESIZE_KERNELS:
                 problems.append(f"{name}={getattr(self, name)!r} (expected one of {RESIZE_KERNELS})")
@@ -209,60 +188,22 @@ class ZSSRConfig:
         return json_ready(dataclasses.asdict(self))
 
     # ---------------------------------------------------------------------------------------------------------------
+    @property
+    def scale_schedule(self) -> ScaleSchedule:
+        """How a requested scale is reached (steps, passes, base changes), as one value."""
+        return ScaleSchedule.of(self)
+
     def passes_for(self, scale: float | Pair) -> list[Pair]:
         """The relative (sy, sx) factor of every pass (one pass, the target, when passes are off)."""
-        target = _pair(scale)
-        if self.pass_factors:
-            prod = (math.prod(p[0] for p in self.pass_factors), math.prod(p[1] for p in self.pass_factors))
-            if any(abs(a - b) > 1e-6 for a, b in zip(prod, target)):
-                raise ValueError(f"pass_factors {self.pass_factors} multiply to {prod}, but scale {target} was requested")
-            return list(self.pass_factors)
-        if not self.pass_factor:
-            return [target]
-        f = float(self.pass_factor)
-        per_axis = []
-        for t in target:
-            factors, reached = [], 1.0
-            while t / reached > f * (1 + 1e-9):
-                factors.append(f)
-                reached *= f
-            if t / reached > 1 + 1e-9:
-                factors.append(t / reached)
-            per_axis.append(factors)
-        n = max(len(a) for a in per_axis)
-        for a in per_axis:  # a shorter axis finishes early: identity factors first (only for unequal per-axis scales)
-            a[:0] = [1.0] * (n - len(a))
-        return [(a, b) for a, b in zip(*per_axis)]
-
-    def base_changes_for(self, scale: float | Pair) -> list[Pair]:
-        """Absolute scales after which the output becomes the new input: base_change_sfs, or every pass but the last."""
-        if not (self.pass_factor or self.pass_factors):
-            return list(self.base_change_sfs)
-        return self.steps_for(scale)[:-1]
+        return self.scale_schedule.passes_for(scale)
 
     def steps_for(self, scale: float | Pair) -> list[Pair]:
         """The absolute (sy, sx) scale steps for a requested final scale."""
-        target = _pair(scale)
-        if self.pass_factor or self.pass_factors:
-            steps, acc = [], (1.0, 1.0)
-            for p in self.passes_for(target):
-                acc = (acc[0] * p[0], acc[1] * p[1])
-                steps.append(acc)
-            steps[-1] = target  # exact, whatever the float products
-            return steps
-        if self.scale_factors:
-            last = self.scale_factors[-1]
-            if any(abs(a - b) > 1e-6 for a, b in zip(last, target)):
-                raise ValueError(f"config scale_factors end at {last}, but scale {target} was requested")
-            return list(self.scale_factors)
-        if self.gradual_increments:
-            ref = self.gradual_reference_scale
-            steps = [(p[0] * target[0] / ref, p[1] * target[1] / ref) for p in self.gradual_increments]
-            last = steps[-1]
-            if any(abs(a - b) > 1e-6 for a, b in zip(last, target)):
-                raise ValueError(f"gradual_increments must end at the reference scale ({ref}, {ref})")
-            return steps
-        return [target]
+        return self.scale_schedule.steps_for(scale)
+
+    def base_changes_for(self, scale: float | Pair) -> list[Pair]:
+        """Absolute scales after which the output becomes the new input: base_change_sfs, or every pass but the last."""
+        return self.scale_schedule.base_changes_for(scale)
 
     def back_projection_for(self, n_steps: int) -> list[int]:
         bp = self.back_projection_iters
@@ -294,8 +235,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The released code carries the network and Adam's state from one increment to the next and jumps the rate
     # back to 1e-3 at each; on Set5 bird x2 that killed the network at the second increment, in fp32 as in bf16
     # (2.9 dB lost), hence retry_dead_steps: a run where no increment dies is the released algorithm bit for bit.
-    "original-gradual": dict(gradual_increments=PAPER_GRADUAL_X2, back_projection_iters=PAPER_GRADUAL_X2_BP,
-                             retry_dead_steps=True),
+    "original-gradual": dict(**ScaleSchedule.gradual(PAPER_GRADUAL_X2).fields(),
+                             back_projection_iters=PAPER_GRADUAL_X2_BP, retry_dead_steps=True),
     # a given (possibly non-symmetric) kernel: no rotations in augmentation or ensemble, 2 back-projections
     "given-kernel": dict(ensemble=False, augment_allow_rotation=False, back_projection_iters=(2,)),
     # real images: a kernel plus mild noise on the sons, no back-projection, narrower scale augmentation
@@ -363,9 +304,9 @@ PRESETS.update({
     "ablation-lr": dict(MODIFIED_LR),
     "ablation-no-ensemble": dict(MODIFIED_NO_ENSEMBLE),
     # gradual SR: x2 passes, each pass's output is the next one's input, the same network keeps training
-    "gradual": dict(pass_factor=2.0),
+    "gradual": ScaleSchedule.passes(2.0).fields(),
     "modified-gradual": {**MODIFIED_WIDTH, **MODIFIED_CONV, **MODIFIED_ACTIVATION, **MODIFIED_LR,
-                         **MODIFIED_NO_ENSEMBLE, "pass_factor": 2.0},
+                         **MODIFIED_NO_ENSEMBLE, **ScaleSchedule.passes(2.0).fields()},
 })
 
 __all__ = ["ZSSRConfig", "PRESETS", "PAPER_GRADUAL_X2", "PAPER_GRADUAL_X2_BP"]

@@ -127,7 +127,7 @@ class ProblemRun:
     def net_input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
 
-    def forward(self, net: torch.nn.Module, son: torch.Tensor, sf: Pair, out_hw: tuple[int, int] | None = None
+    def forward(self, net: Callable[[torch.Tensor], torch.Tensor], son: torch.Tensor, sf: Pair, out_hw: tuple[int, int] | None = None
                 ) -> torch.Tensor:
         """The network's SR of an LR son: interpolation by sf, the residual network, clipped to [0, 1]."""
         up = imresize(son, sf, out_hw, kernel=self.cfg.upscale_method)
@@ -177,7 +177,7 @@ class ProblemRun:
         up = imresize(self.father_to_son(father), self.sf, (crop, crop), kernel=self.cfg.upscale_method)
         return up, father
 
-    def after_step(self, loss: torch.Tensor, net: torch.nn.Module, export: Callable[[], Any]
+    def after_step(self, loss: torch.Tensor, net: Callable[[torch.Tensor], torch.Tensor], export: Callable[[], Any]
                    ) -> tuple[str, Any]:
         """The bookkeeping after the driver's optimizer step (loss: its detached L1 loss; net: the trained network,
         for the measurement; export: writes the trained weights into self.net and returns the optimizer state,
@@ -239,7 +239,6 @@ class ProblemRun:
         """The current step's SR of its input by self.net: self-ensemble and back-projection. batched: the
         same-shape ensemble passes in one forward (default: the driver's choice, `ensemble_batched`)."""
         cfg = self.cfg
-        self.net.eval()
         return self_ensemble(lambda t: self.forward(self.net, t, self.sf), self.inp, self.sf, self.down,
                              self.bp_iters[self.step_ind], enabled=cfg.ensemble, up_kernel=cfg.upscale_method,
                              batched=self.ensemble_batched if batched is None else batched)
@@ -248,6 +247,7 @@ class ProblemRun:
         """Final test of this step, its stats, the base change, then the next step (or the end)."""
         sync(self.device)
         t0 = time.perf_counter()
+        self.net.eval()
         out = self.final_test()
         sync(self.device)
         t1 = time.perf_counter()
