@@ -10,6 +10,7 @@ from baselines.zssr_method import QUICK_OVERRIDES
 from zssr import ZSSR, ZSSRConfig
 from zssr.lr_policy import scheduled_lr
 from zssr.network import ZSSRNet, count_parameters
+from zssr.problem import ProblemRun
 
 from sr_pairs import brick_pair, gain_over_bicubic, x2_pair
 
@@ -92,17 +93,29 @@ def test_passes_for_targets():
     assert ZSSRConfig.preset("original").base_changes_for(4) == []
 
 
+def spy_on_steps(monkeypatch) -> tuple[list[dict], list[int]]:
+    """What every scale step starts from (ProblemRun.begin_step, after it), and the optimizers ZSSR makes."""
+    steps, optimizers = [], []
+    real_begin, real_optimizer = ProblemRun.begin_step, ZSSR._optimizer
+
+    def begin(self, *args, **kwargs):
+        real_begin(self, *args, **kwargs)
+        steps.append(dict(inp=tuple(self.inp.shape[-2:]), sf=self.sf, net=id(self.net), n_sources=len(self.sources),
+                          first_param=next(self.net.parameters()).detach().clone()))
+
+    def optimizer(self, net, device):
+        opt = real_optimizer(self, net, device)
+        optimizers.append(id(opt))
+        return opt
+
+    monkeypatch.setattr(ProblemRun, "begin_step", begin)
+    monkeypatch.setattr(ZSSR, "_optimizer", optimizer)
+    return steps, optimizers
+
+
 @pytest.mark.parametrize("preset", ["gradual", "modified-gradual"])
 def test_gradual_trains_once_per_pass_on_the_previous_output(preset, monkeypatch):
-    calls = []
-    real_train = ZSSR._train
-
-    def spy(self, net, opt, scaler, sources, source_scales, inp, sf, *rest):
-        calls.append(dict(inp=tuple(inp.shape[-2:]), sf=sf, net=id(net), opt=id(opt),
-                          first_param=next(net.parameters()).detach().clone(), n_sources=len(sources)))
-        return real_train(self, net, opt, scaler, sources, source_scales, inp, sf, *rest)
-
-    monkeypatch.setattr(ZSSR, "_train", spy)
+    calls, optimizers = spy_on_steps(monkeypatch)
     z = ZSSR(ZSSRConfig.preset(preset).replace(**TINY))
     out = z.upscale(_lr(5, 6), 8)
     assert out.shape == (1, 3, 40, 48)
@@ -112,32 +125,25 @@ def test_gradual_trains_once_per_pass_on_the_previous_output(preset, monkeypatch
     assert [tuple(s["scale"]) for s in z.last_stats["steps"]] == [(2.0, 2.0), (4.0, 4.0), (8.0, 8.0)]
     assert [s["input_hw"] for s in z.last_stats["steps"]] == [[5, 6], [10, 12], [20, 24]]
     # continuing: the same network and optimizer, its weights as the previous pass left them
-    assert len({c["net"] for c in calls}) == 1 and len({c["opt"] for c in calls}) == 1
+    assert len({c["net"] for c in calls}) == 1 and len(optimizers) == 1
     assert not torch.equal(calls[0]["first_param"], calls[1]["first_param"])
 
 
 def test_gradual_restart_reinitialises_the_network(monkeypatch):
-    seen = []
-    real_train = ZSSR._train
-
-    def spy(self, net, opt, *rest):
-        seen.append((next(net.parameters()).detach().clone(), id(opt)))
-        return real_train(self, net, opt, *rest)
-
-    monkeypatch.setattr(ZSSR, "_train", spy)
+    seen, optimizers = spy_on_steps(monkeypatch)
     cfg = ZSSRConfig.preset("gradual").replace(**TINY)
     ZSSR(cfg.replace(init_net_for_each_sf=True)).upscale(_lr(5, 6), 4)
-    restarted = seen[:]
+    restarted, restarted_optimizers = seen[:], optimizers[:]
     seen.clear()
+    optimizers.clear()
     ZSSR(cfg).upscale(_lr(5, 6), 4)
     continued = seen[:]
     # restart: pass 2 starts from fresh weights (the seeded generator moves on, so they are new draws, not pass
     # 1's trained ones) and a new optimizer
-    assert restarted[0][1] != restarted[1][1]
-    assert continued[0][1] == continued[1][1]
-    trained_after_pass1 = continued[1][0]
-    assert not torch.equal(restarted[1][0], trained_after_pass1)
-    std = restarted[1][0].std().item()
+    assert len(restarted_optimizers) == 2 and len(optimizers) == 1
+    trained_after_pass1 = continued[1]["first_param"]
+    assert not torch.equal(restarted[1]["first_param"], trained_after_pass1)
+    std = restarted[1]["first_param"].std().item()
     assert abs(std - math.sqrt(0.1 / 27)) < 0.03  # a fresh draw of the first layer: N(0, sqrt(0.1 / (3 * 9)))
 
 

@@ -39,7 +39,7 @@ from torch import nn
 from zssr.config import ZSSRConfig
 from zssr.network import ZSSRNet
 from zssr.precision import autocast, resolve_precision
-from zssr.problem import Callback, Pair, ProblemRun, sync
+from zssr.problem import Callback, Pair, ProblemRun, device_for, sync
 
 # ZSSRConfig fields that decide the network's shape and the shared step: problems in one batch must agree on them
 SHARED_FIELDS = ("depth", "width", "kernel_size", "conv", "activation", "bias", "learn_residual", "crop_size",
@@ -312,8 +312,7 @@ def upscale_many(problems: Sequence[Problem], batch: BatchConfig | None = None,
         raise ValueError("problems of one batch must share " + ", ".join(SHARED_FIELDS) + "; got "
                          + f"{len(keys)} different combinations")
     cfg0 = problems[0].config
-    dev = torch.device(device) if device is not None else (
-        problems[0].lr.device if cfg0.device in ("auto", "", None) else torch.device(cfg0.device))
+    dev = torch.device(device) if device is not None else device_for(cfg0, problems[0].lr)
     precision = resolve_precision(cfg0.precision, dev)  # once, here: everything below gets the result
     if precision == "fp16":
         raise ValueError("batched ZSSR runs fp32 or bf16 (fp16 needs a gradient scaler per problem); use "

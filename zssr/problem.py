@@ -2,13 +2,13 @@
 step itself. Both drivers run this step loop: `zssr.trainer.ZSSR.upscale` (one problem, torch.optim) and
 `zssr.batched.upscale_many` (K problems, stacked networks).
 
-    run = ProblemRun(lr, scale, config, device, precision)
-    while True:
+    run, event = ProblemRun(lr, scale, config, device, precision), "train"
+    while event != "done":
         up, father = run.crop_pair()                  # this iteration's interpolated LR son and HR father
         loss = <one optimizer step of run.net's weights at rate run.lr on (up, father)>
         event, state = run.after_step(loss, net, export)
         # "train": go on; "fresh": weights in run.net, a fresh optimizer; "restore"/"continue": weights in run.net,
-        # optimizer state `state`; "done": run.result(), run.stats
+        # optimizer state `state`; "done": the output is run.result(), the stats run.stats
 
 For every scale step (one, or several with gradual increments): draw all augmentations up front, then per iteration
 warp an HR father out of a source image, degrade it into an LR son (cubic with antialiasing, or a given kernel; plus
@@ -50,6 +50,11 @@ def sync(device: torch.device) -> None:
     """Wait for the device's queued work (for timing)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def device_for(config: ZSSRConfig, lr: torch.Tensor) -> torch.device:
+    """The configured device ("auto": the input's)."""
+    return lr.device if config.device in ("auto", "", None) else torch.device(config.device)
 
 
 def shrunk(hw: tuple[int, int], sf: Pair) -> tuple[int, int]:
@@ -285,4 +290,4 @@ class ProblemRun:
         return out.to(device=self.out_device, dtype=self.out_dtype)
 
 
-__all__ = ["ProblemRun", "Pair", "Callback", "sync", "step_kernels", "downscaler"]
+__all__ = ["ProblemRun", "Pair", "Callback", "sync", "device_for", "step_kernels", "downscaler"]

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from zssr.config import ZSSRConfig
 from zssr.network import ZSSRNet
 from zssr.precision import autocast, resolve_precision
-from zssr.problem import Callback, Pair, ProblemRun
+from zssr.problem import Callback, Pair, ProblemRun, device_for
 
 
 class ZSSR:
@@ -30,12 +30,6 @@ class ZSSR:
         self.run: ProblemRun | None = None
         self.precision = "fp32"  # resolved from config.precision against the device in upscale()
 
-    def device_for(self, lr: torch.Tensor) -> torch.device:
-        """The configured device ("auto": the input's)."""
-        if self.config.device in ("auto", "", None):
-            return lr.device
-        return torch.device(self.config.device)
-
     def upscale(self, lr: torch.Tensor, scale: float | Pair, callback: Callback | None = None,
                 kernels: Sequence[Any] | None = None) -> torch.Tensor:
         """Super-resolve `lr` (1 x C x H x W float in [0, 1], C = 3 or 1, any device) by `scale` (int or (sy, sx)).
@@ -46,7 +40,7 @@ class ZSSR:
         Returns a 1 x C x ceil(sy H) x ceil(sx W) tensor on lr's device.
         """
         cfg = self.config
-        device = self.device_for(lr)
+        device = device_for(cfg, lr)
         self.precision = resolve_precision(cfg.precision, device)  # once, here: everything below gets the result
         run = self.run = ProblemRun(lr, scale, cfg, device, self.precision, kernels, callback)
         net = self.net = run.net
