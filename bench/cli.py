@@ -28,11 +28,11 @@ def _parse_for(annotation: str) -> Callable[[str], Any]:
     return parsers[annotation]
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
+def add_run_options(parser: argparse.ArgumentParser, options_type: type | None = None) -> None:
     """One option per RunOptions field (name, type, default and help from the field; bench/options.py)."""
     from bench.options import RunOptions
 
-    for f in fields(RunOptions):
+    for f in fields(options_type or RunOptions):
         meta = f.metadata
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
         if f.type == "bool":  # a switch: its flag turns the default off (or on)

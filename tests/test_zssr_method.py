@@ -29,3 +29,24 @@ def test_adapter_upscales_a_batch_and_reports_stats():
     assert out.shape == (2, 3, 20, 24)
     assert m.last_stats["iterations"] == 12 and m.last_stats["seconds-train"] > 0 and m.last_stats["curve"]
     assert m.last_stats["restarts"] == []  # both frames' (none: the original preset does not restart)
+
+
+def test_every_zssr_config_preset_is_a_method_with_a_quick_reduction(monkeypatch):
+    """The presets are zssr.config's (less the per-cell overlays); the quick profile's reductions one table."""
+    from baselines.methods import METHODS
+    from baselines.zssr_presets import OVERLAYS, QUICK_BASE, QUICK_EXCEPTIONS, preset_names, quick_reduction
+    from zssr import ZSSRConfig
+    from zssr.config import PRESETS
+
+    names = preset_names()
+    assert set(names) == set(ZSSRConfig.preset_names()) - set(OVERLAYS) and set(OVERLAYS) <= set(PRESETS)
+    assert set(QUICK_EXCEPTIONS) <= set(names)  # an exception names a preset that exists
+    for preset in names:
+        assert f"zssr-{preset}" in METHODS
+        m = create_method(f"zssr-{preset}", profile="quick")
+        assert m.config()["quick_overrides"] == quick_reduction(preset)
+        assert m.cfg == ZSSRConfig.preset(preset).replace(precision="auto", **quick_reduction(preset))
+    assert quick_reduction("original-gradual")["max_iters"] == 100 and quick_reduction("fast") == QUICK_BASE
+    # a preset added to zssr.config is a method with the common reduction, with no other edit
+    monkeypatch.setitem(PRESETS, "test-wide", {"width": 96})
+    assert "test-wide" in preset_names() and quick_reduction("test-wide") == QUICK_BASE
