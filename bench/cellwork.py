@@ -115,8 +115,12 @@ class CellRunner:
                 with timed(self.session.device, times, "load"):
                     method.setup(self.session.device)
                     if method.info.family == "external":  # warm-up: kernels selected, caches filled
+                        from baselines.api import Request
+
                         warm = image_to_tensor(np.zeros((16, 16, 3), np.uint8), self.session.device)
-                        method.upscale(warm, method.scales[0] if method.scales else 2)
+                        (result,) = method.run([Request(warm, method.scales[0] if method.scales else 2)])
+                        if isinstance(result, Exception):
+                            raise result
                 self._ready[name] = times["load"]
             except Exception as exc:  # recorded for each of its cells
                 if not isinstance(exc, MethodUnavailable):

@@ -103,3 +103,26 @@ def test_zssr_upscale_is_run_with_the_configured_seed():
     assert torch.equal(m.upscale(lr, 2), ZSSR(m.cfg).upscale(lr, 2))
     with pytest.raises(ValueError):
         create_method("zssr-kernelgan", profile="quick").upscale(lr, 3)
+
+
+def test_the_harness_hands_each_cell_to_run_with_its_seed_and_what_it_is_told(folder, tmp_path):
+    import fake_methods
+    from bench.results import END_METRIC, read_results
+    from bench.runner import RunOptions, run
+    from bench.session import cell_seed
+
+    fake_methods.register()
+    fake_methods.RunSpy.CALLS.clear()
+    out = tmp_path / "spy"
+    opts = RunOptions(dataset=str(folder), methods=("test-run-spy",), profile="quick", device="cpu", out=out,
+                      scales=(2,), metrics=("psnr-y",), degradations=("noise:3",), batch="4")
+    assert run(opts, render=False).ok
+    calls = fake_methods.RunSpy.CALLS
+    assert [len(c) for c in calls] == [1] * 5  # not batchable: each cell is a call of one
+    df = read_results(out / "results.csv")
+    ends = df[df.metric == END_METRIC]
+    expected = sorted(cell_seed(0, r, None) for r in ends.itertuples())
+    assert sorted(seed for c in calls for seed, _, _ in c) == expected
+    assert all(scale == 2 and told == {"noise": 3.0} for c in calls for _, scale, told in c)
+    assert set(df[df.metric == "iterations"].value) == {3.0}  # the stats a method reports become rows
+    assert "batch-size" not in set(df.metric)  # cells of one: no batch rows
