@@ -13,23 +13,13 @@ SHARED ?= $(abspath ../shared)
 export ZSSR_BENCH_DATA ?= $(if $(wildcard $(SHARED)/datasets),$(SHARED)/datasets,)
 export ZSSR_BENCH_REFERENCE ?= $(if $(wildcard $(SHARED)/reference),$(SHARED)/reference,)
 
-DATASET ?= builtin
-IMAGES ?=
-METHODS ?=
-SCALES ?=
-PROTOCOL ?= rgb
-PROFILE ?= auto
-DEVICE ?= auto
-PRECISION ?= auto
-DEGRADATION ?= bicubic
-EXECUTOR ?= local
-WORKERS ?=
-BATCH ?= auto
-OUT ?=
-RESUME ?= 1
-BENCH_ARGS = --dataset '$(DATASET)' --protocol $(PROTOCOL) --profile $(PROFILE) --device $(DEVICE) --precision $(PRECISION) --degradation '$(DEGRADATION)' \
-	--executor $(EXECUTOR) --batch $(BATCH) $(if $(IMAGES),--images '$(IMAGES)') $(if $(METHODS),--methods '$(METHODS)') $(if $(SCALES),--scales '$(SCALES)') \
-	$(if $(WORKERS),--workers $(WORKERS)) $(if $(TIME_BUDGET),--time-budget $(TIME_BUDGET)) $(if $(OUT),--out '$(OUT)') $(if $(filter 0,$(RESUME)),--no-resume)
+# `make bench VAR=value`: each variable below is the `python -m bench run` option of the same name in lower case
+# (--dataset, --time-budget, ...); one left empty is not passed, so the CLI's default applies (bench/options.py,
+# `python -m bench run --help`). RESUME=0 is --no-resume. Adding an option: add its variable name here.
+RUN_VARIABLES := DATASET IMAGES METHODS SCALES PROTOCOL PROFILE DEVICE PRECISION DEGRADATION EXECUTOR WORKERS BATCH \
+	TIME_BUDGET OUT
+run_flag = $(if $($(1)),--$(shell echo $(1) | tr 'A-Z_' 'a-z-') '$($(1))')
+BENCH_ARGS = $(foreach v,$(RUN_VARIABLES),$(call run_flag,$(v))) $(if $(filter 0,$(RESUME)),--no-resume)
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
@@ -54,14 +44,15 @@ bench: $(STAMP)
 # seed under reports/reproduce/ (the README's table names them; their results.csv are kept in git), each
 # resumable: the folders already measured are not computed again. Estimated: hours on one GPU; on 2 CPU cores
 # about 2.5 min per one-jump cell and 10-12 min per gradual cell at x2.
-REPRODUCE = $(PY) -m bench run --profile paper --protocol rgb --degradation bicubic --device $(DEVICE) --batch $(BATCH)
+REPRODUCE = $(PY) -m bench run --profile paper --protocol rgb --degradation bicubic $(call run_flag,DEVICE) \
+	$(call run_flag,BATCH)
 REPRODUCE_RUNS = original:zssr-original gradual-guard:zssr-original-gradual
 reproduce: $(STAMP)
 	set -e; for ds in set5 set14; do for run in $(REPRODUCE_RUNS); do \
-		$(REPRODUCE) --precision $(PRECISION) --dataset $$ds --scales 2,3,4 --methods $${run#*:} \
+		$(REPRODUCE) --precision $(or $(PRECISION),auto) --dataset $$ds --scales 2,3,4 --methods $${run#*:} \
 			--out reports/reproduce/$$ds-$${run%%:*}-seed0; done; done
 	set -e; for seed in 1 2; do for run in $(REPRODUCE_RUNS); do \
-		$(REPRODUCE) --precision $(PRECISION) --dataset set5 --scales 2 --methods $${run#*:} --seed $$seed \
+		$(REPRODUCE) --precision $(or $(PRECISION),auto) --dataset set5 --scales 2 --methods $${run#*:} --seed $$seed \
 			--out reports/reproduce/set5-$${run%%:*}-seed$$seed; done; done
 	$(REPRODUCE) --precision fp32 --dataset set5 --scales 2 --methods zssr-original-gradual \
 		--out reports/reproduce/set5-gradual-guard-fp32-seed0
@@ -71,9 +62,9 @@ reproduce: $(STAMP)
 # Estimated on 2 CPU cores: about 1 h for Set5 and Set14, 2 h for the categories.
 reproduce-fast: $(STAMP)
 	set -e; for ds in set5 set14 categories; do \
-		$(REPRODUCE) --precision $(PRECISION) --dataset $$ds --scales 2 --methods zssr-original \
+		$(REPRODUCE) --precision $(or $(PRECISION),auto) --dataset $$ds --scales 2 --methods zssr-original \
 			--out reports/reproduce/$$ds-original-seed0; \
-		$(REPRODUCE) --precision $(PRECISION) --dataset $$ds --scales 2 --methods bicubic,zssr-fast \
+		$(REPRODUCE) --precision $(or $(PRECISION),auto) --dataset $$ds --scales 2 --methods bicubic,zssr-fast \
 			--out reports/reproduce/$$ds-fast-seed0; done
 
 weights: $(STAMP)

@@ -1,6 +1,7 @@
 """The small fixed interface every super-resolution method implements."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -22,15 +23,23 @@ class MethodInfo:
     notes: str = ""
 
 
-@dataclass
-class BatchRequest:
-    """One cell of a batched call: the LR image (1 x 3 x H x W on the method's device), the scale, the cell's seed
-    and what the method is told of the cell's degradation (the keyword arguments of set_degradation)."""
+@dataclass(frozen=True)
+class Request:
+    """One cell for a method: the LR image (N x 3 x H x W on the method's device), the scale, the cell's seed and
+    what the method is told of the cell's degradation (only the keys it names in `told`: "kernel", "noise")."""
 
     lr: torch.Tensor
     scale: int
-    seed: int
+    seed: int = 0
     told: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    """What a method made of one request: the SR image and its stats (see Method.run)."""
+
+    sr: torch.Tensor
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 class MethodUnavailable(RuntimeError):
@@ -38,10 +47,16 @@ class MethodUnavailable(RuntimeError):
 
 
 class Method:
-    """Base class. Subclasses set `name`, `info`, `scales` and implement `upscale`.
+    """Base class. Subclasses set `name`, `info`, `scales` and implement `upscale(lr, scale)`, or `run(requests)`
+    where cells are better computed together.
 
-    Images are float tensors N x 3 x H x W in [0, 1] on the method's device. ZSSR trains inside `upscale`,
-    so its time includes training; it reports the training share in `last_stats["seconds-train"]`.
+    `run` is the one call the harness makes: a list of requests (a single cell is a list of one) in, per request a
+    Result or the exception that request raised out. The default runs the requests one after the other through
+    `upscale`, calling the optional hooks `set_seed` and `set_degradation` before each, so a plugin that only
+    implements `upscale(lr, scale)` works as it is.
+
+    Images are float tensors N x 3 x H x W in [0, 1] on the method's device. ZSSR trains inside the call, so its time
+    includes training; it reports the training share in its stats' "seconds-train".
     """
 
     name: str = ""
@@ -50,10 +65,10 @@ class Method:
     version: str = "1"
     info: MethodInfo = MethodInfo(family="interpolation", training_data="none", degradation="none")
     scales: tuple[int, ...] | None = None  # None: any integer scale >= 2
-    # What a non-blind method is told of each cell's true degradation ("kernel", "noise"), through
-    # set_degradation() before every upscale; blind methods (the default) see the LR image only.
+    # What a non-blind method is told of each cell's true degradation ("kernel", "noise"), in each Request's `told`;
+    # blind methods (the default) see the LR image only.
     told: tuple[str, ...] = ()
-    # True: upscale_batch computes several cells in one call (the harness's BATCH groups cells for it)
+    # True: run() computes several cells in one call faster than one by one (the harness's BATCH groups cells for it)
     batchable: bool = False
 
     def __init__(self, profile: str = "paper", precision: str = "auto") -> None:
@@ -64,6 +79,7 @@ class Method:
         self.precision_request = check_precision(precision)
         self.precision: str | None = None
         self.device = torch.device("cpu")
+        # the stats of the last upscale() (methods written against upscale report through it; run() returns them)
         self.last_stats: dict[str, Any] = {}
         # why the method cannot run here, when prepare() found out (the harness records its cells as unavailable)
         self.unavailable: str | None = None
@@ -92,22 +108,30 @@ class Method:
         self.device = device
 
     def upscale(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__}: implement upscale(lr, scale) or run(requests)")
 
-    def upscale_batch(self, requests: list[BatchRequest]) -> list[tuple[torch.Tensor, dict[str, Any]] | Exception]:
-        """Several cells in one call: per request (output, stats as last_stats) or the exception it raised. Stats
-        of a batched cell carry "seconds-total" (its share of the call), "batch-size" and "seconds-batch". This
-        default runs them one after the other."""
-        results: list[tuple[torch.Tensor, dict[str, Any]] | Exception] = []
+    def run(self, requests: list[Request]) -> list[Result | Exception]:
+        """Per request, its Result or the exception it raised (one failing request does not stop the others).
+
+        Stats a method may report (all optional): "seconds-train" (the part of the time spent training),
+        "iterations", "restarts" (a list), "curve" (rows of a training curve), "seconds-kernel" and "kernel" (a
+        blind kernel estimate). When a call holds several requests each one's stats carry "seconds-total", its
+        share of the call's time; for a call of one the harness's clock is the cell's time. This default runs the
+        requests one after the other through upscale(), each timed alone."""
+        results: list[Result | Exception] = []
         for req in requests:
             try:
                 self.set_seed(req.seed)
                 if self.told:
                     self.set_degradation(**req.told)
                 self.last_stats = {}
+                start = time.perf_counter()
                 sr = self.upscale(req.lr, req.scale)
-                results.append((sr, dict(self.last_stats)))
-            except Exception as exc:
+                _synchronize(self.device)
+                stats = dict(self.last_stats)
+                stats.setdefault("seconds-total", time.perf_counter() - start)
+                results.append(Result(sr, stats))
+            except Exception as exc:  # this request only
                 results.append(exc)
         return results
 
@@ -116,12 +140,19 @@ class Method:
         be JSON-serialisable; weight files by their verified content checksum)."""
         return {}
 
+    # Optional hooks of methods written against upscale(): the default run() calls them before each request.
     def set_degradation(self, kernel=None, noise=None) -> None:
         """For methods with `told`: the cell's true blur kernel (None: bicubic) and noise sigma in grey levels
         (None: no noise)."""
 
     def set_seed(self, seed: int) -> None:
-        """Called before every cell so that a cell's result does not depend on what ran before."""
+        """The cell's seed, so that a cell's result does not depend on what ran before."""
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read after it measures the work (CUDA runs async)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 @dataclass

@@ -4,23 +4,24 @@ from __future__ import annotations
 from typing import Any
 
 from baselines.api import Method
+from baselines.pretrained import PRETRAINED
 from baselines.registry import LazyRegistry
+from baselines.zssr_presets import preset_names
 
 METHODS: LazyRegistry[type[Method]] = LazyRegistry("method")
 
 # interpolation
 METHODS.register("bicubic", "baselines.interpolation:Bicubic")
 METHODS.register("lanczos", "baselines.interpolation:Lanczos")
-# internal learning: ZSSR presets (zssr/ holds the algorithm; baselines/zssr_method.py adapts it, one class per preset)
-ZSSR_PRESETS = ("original", "original-gradual", "fast", "modified", "gradual", "modified-gradual",
-                "ablation-width32", "ablation-depthwise", "ablation-prelu", "ablation-lr", "ablation-no-ensemble")
+# internal learning: one method per ZSSR preset of zssr.config (less the per-cell overlays; the table and the quick
+# profile's reductions are baselines/zssr_presets.py; baselines/zssr_method.py adapts the algorithm)
+ZSSR_PRESETS = preset_names()
 for _preset in ZSSR_PRESETS:
     METHODS.register(f"zssr-{_preset}", "baselines.zssr_method:preset_class()")
 METHODS.register("zssr-true-kernel", "baselines.zssr_method:ZSSRTrueKernel")  # non-blind: told the true kernel
 METHODS.register("zssr-kernelgan", "baselines.zssr_method:ZSSRKernelGAN")  # blind: KernelGAN's kernel
 # external learning: the pretrained networks of baselines/pretrained.py's PRETRAINED table
-PRETRAINED_NAMES = ("realesrgan-x4plus", "realesrgan-x4plus-anime", "realesr-animevideov3", "dat-light", "esrgan",
-                    "rrdb-psnr")
+PRETRAINED_NAMES = tuple(PRETRAINED)
 for _name in PRETRAINED_NAMES:
     METHODS.register(_name, "baselines.pretrained:method_class()")
 

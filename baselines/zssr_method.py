@@ -1,7 +1,7 @@
 """ZSSR adapters for the harness: each registered name is a preset of `zssr.ZSSRConfig`.
 
 profile "paper": the preset as published (3000 iterations max, the original learning-rate policy, back-projection,
-geometric self-ensemble). profile "quick": a CPU-affordable reduction (see QUICK_OVERRIDES), labelled as such.
+geometric self-ensemble). profile "quick": a CPU-affordable reduction (baselines.zssr_presets), labelled as such.
 Keyword overrides are applied last and must name ZSSRConfig fields.
 """
 from __future__ import annotations
@@ -11,38 +11,13 @@ from typing import Any
 
 import torch
 
-from baselines.api import BatchRequest, Method, MethodInfo
+from baselines.api import Method, MethodInfo, Request, Result
+from baselines.zssr_presets import NOTES, preset_names, quick_reduction
 from zssr import ZSSR, ZSSRConfig
 from zssr.batched import BatchConfig, Problem
 from zssr.config import PRESETS as PRESET_OVERRIDES
 from zssr.network import ZSSRNet, count_parameters
 from zssr.precision import resolve_precision
-
-# The quick profile: a CPU-affordable reduction of every preset, labelled "not paper-comparable" in reports. Budget:
-# `make bench` (builtin: 7 images of 192 x 192, x2 and x4, six methods) within ~10 minutes on 2 CPU cores, i.e. ~10 s
-# per zssr-original cell. Every preset gets the same reduction, so that the quick numbers still compare presets on
-# an equal training budget (per pass for the multi-pass presets):
-# - 64 x 64 HR fathers instead of 128 x 128 (4x fewer pixels per step) and 150 iterations instead of <= 3000;
-# - the original learning-rate policy compressed to fit: a measurement every 15 iterations, the slope fitted over
-#   the last 60 (4 measurements), checked every 30 iterations once 48 passed since the last change, so that the
-#   rate can still drop at iterations 59 and 119 (the fixed schedules of the modified presets scale with max_iters);
-# - 4 back-projection iterations instead of 10; the self-ensemble (8 passes) is kept where the preset has it.
-QUICK_BASE: dict[str, Any] = dict(crop_size=64, max_iters=150, min_iters=48, lr_slope_range=60, run_test_every=15,
-                                  lr_check_every=30, back_projection_iters=4)
-QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
-    "original": dict(QUICK_BASE),
-    # six increments: fewer iterations per increment, the paper's per-increment back-projection counts halved
-    "original-gradual": {**QUICK_BASE, "max_iters": 100, "back_projection_iters": (3, 3, 4, 5, 5, 6)},
-    "modified": dict(QUICK_BASE),
-    "fast": dict(QUICK_BASE),
-    "ablation-width32": dict(QUICK_BASE),
-    "ablation-depthwise": dict(QUICK_BASE),
-    "ablation-prelu": dict(QUICK_BASE),
-    "ablation-lr": dict(QUICK_BASE),
-    "ablation-no-ensemble": dict(QUICK_BASE),
-    "gradual": dict(QUICK_BASE),
-    "modified-gradual": dict(QUICK_BASE),
-}
 
 PAPER = "Shocher, Cohen, Irani: \"Zero-Shot\" Super-Resolution using Deep Internal Learning, CVPR 2018"
 
@@ -51,20 +26,19 @@ class _ZSSRPreset(Method):
     preset: str = "original"
     info = MethodInfo(family="internal", training_data="the test image itself",
                       degradation="bicubic (MATLAB) unless a kernel is given", paper=PAPER)
-    batchable = True  # upscale_batch trains several cells' problems together
+    batchable = True  # run() trains several cells' problems together
 
     def __init__(self, profile: str = "paper", precision: str = "auto", **overrides: Any) -> None:
         super().__init__(profile, precision)
         cfg = ZSSRConfig.preset(self.preset).replace(precision=precision)
         if profile == "quick":
-            cfg = cfg.replace(**QUICK_OVERRIDES[self.preset])
+            cfg = cfg.replace(**quick_reduction(self.preset))
         elif profile != "paper":
             raise ValueError(f"{self.name}: unknown profile {profile!r} (expected 'paper' or 'quick')")
         batch = {k[len("batch_"):]: overrides.pop(k) for k in list(overrides) if k.startswith("batch_")}
-        self.batch_config = BatchConfig(**batch)  # how upscale_batch stacks problems (batch_<field> overrides)
+        self.batch_config = BatchConfig(**batch)  # how run() stacks problems (batch_<field> overrides)
         self.cfg = cfg.replace(**overrides)
         self.overrides = dict(overrides)
-        self._seed = self.cfg.seed
         self.info = MethodInfo(
             family="internal",
             training_data="the test image itself",
@@ -78,14 +52,11 @@ class _ZSSRPreset(Method):
     def _notes(self) -> str:
         note = f"PyTorch port of the original ZSSR, preset {self.preset!r}, trained at test time"
         if self.profile == "quick":
-            note += f"; QUICK profile (reduced schedule: {QUICK_OVERRIDES[self.preset]}), not paper-comparable"
+            note += f"; QUICK profile (reduced schedule: {quick_reduction(self.preset)}), not paper-comparable"
         steps = ZSSRConfig.preset(self.preset)
         if steps.pass_factor or steps.pass_factors:
             note += "; multi-pass (each pass's output is the next pass's input)"
         return note
-
-    def set_seed(self, seed: int) -> None:
-        self._seed = int(seed)
 
     def choose_precision(self, device: torch.device) -> str:
         self.precision = resolve_precision(self.cfg.precision, device)
@@ -97,43 +68,56 @@ class _ZSSRPreset(Method):
         if self.precision is None:
             self.choose_precision(device)
 
-    def _cell_config(self) -> tuple[ZSSRConfig, list | None]:
-        """The configuration for this cell, and the kernels to hand ZSSR (None: bicubic)."""
+    def _cell_config(self, told: dict[str, Any]) -> tuple[ZSSRConfig, list | None]:
+        """The configuration for a cell told `told` (see Method.told), and the kernels to hand ZSSR (None:
+        bicubic)."""
         return self.cfg, None
 
     def upscale(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
-        outputs, stats = [], []
-        for frame in lr:
-            out, frame_stats = self._upscale_frame(frame[None].to(self.device), scale)
-            outputs.append(out[0])
-            stats.append(frame_stats)
-        self.last_stats = dict(stats[-1])
-        if len(stats) > 1:
-            self.last_stats["seconds-train"] = sum(s["seconds-train"] for s in stats)
-            self.last_stats["iterations"] = sum(s["iterations"] for s in stats)
-            self.last_stats["restarts"] = [r for s in stats for r in s.get("restarts", [])]
-        return torch.stack(outputs).to(lr.device)
+        """Every frame of `lr` with the configured seed, told nothing (the harness calls run() with each cell's)."""
+        result = self.run([Request(lr, scale, self.cfg.seed)])[0]
+        if isinstance(result, Exception):
+            raise result
+        self.last_stats = result.stats
+        return result.sr
 
-    def _problem(self, frame: torch.Tensor, scale: int, kernels: list | None = None
+    def run(self, requests: list[Request]) -> list[Result | Exception]:
+        """One cell: ZSSR.upscale, frame by frame. Several: their problems trained together (zssr.batched); what
+        runs before ZSSR (KernelGAN) runs per cell first and is added to that cell's seconds."""
+        if len(requests) == 1:
+            return [self._run_alone(requests[0])]
+        return self._run_together(requests)
+
+    def _run_alone(self, req: Request) -> Result | Exception:
+        try:
+            outputs, stats = [], []
+            for frame in req.lr:
+                problem, before = self._problem(frame[None].to(self.device), req)
+                model = ZSSR(problem.config)
+                out = model.upscale(problem.lr, problem.scale, callback=problem.callback, kernels=problem.kernels)
+                outputs.append(out[0])
+                stats.append(_with_before(dict(model.last_stats), before))
+        except Exception as exc:  # this request only
+            return exc
+        merged = dict(stats[-1])
+        if len(stats) > 1:
+            merged["seconds-train"] = sum(s["seconds-train"] for s in stats)
+            merged["iterations"] = sum(s["iterations"] for s in stats)
+            merged["restarts"] = [r for s in stats for r in s.get("restarts", [])]
+        return Result(torch.stack(outputs).to(req.lr.device), merged)
+
+    def _problem(self, frame: torch.Tensor, req: Request, kernels: list | None = None
                  ) -> tuple[Problem, dict[str, Any]]:
-        """One image (1 x 3 x H x W) as a ZSSR problem with this cell's configuration (`kernels` override the
-        cell's), and the stats of what ran before ZSSR (none here)."""
-        cell_cfg, cell_kernels = self._cell_config()
-        cfg = cell_cfg.replace(seed=self._seed, device=str(self.device) if self.cfg.device == "auto"
+        """One image (1 x 3 x H x W) of a request as a ZSSR problem with the request's seed and configuration
+        (`kernels` override the cell's), and the stats of what ran before ZSSR (none here)."""
+        cell_cfg, cell_kernels = self._cell_config(req.told)
+        cfg = cell_cfg.replace(seed=int(req.seed), device=str(self.device) if self.cfg.device == "auto"
                                else self.cfg.device)
         report = self.on_progress
         callback = (lambda it, *_: report(it)) if report is not None else None  # noqa: E731
-        return Problem(frame, scale, cfg, cell_kernels if kernels is None else kernels, callback), {}
+        return Problem(frame, req.scale, cfg, cell_kernels if kernels is None else kernels, callback), {}
 
-    def _upscale_frame(self, frame: torch.Tensor, scale: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        problem, before = self._problem(frame, scale)
-        model = ZSSR(problem.config)
-        out = model.upscale(problem.lr, problem.scale, callback=problem.callback, kernels=problem.kernels)
-        return out, _with_before(dict(model.last_stats), before)
-
-    def upscale_batch(self, requests: list[BatchRequest]) -> list[tuple[torch.Tensor, dict[str, Any]] | Exception]:
-        """The cells' ZSSR problems trained together (zssr.batched); what runs before ZSSR (KernelGAN) runs per
-        cell first and is added to that cell's seconds."""
+    def _run_together(self, requests: list[Request]) -> list[Result | Exception]:
         from zssr.batched import upscale_many
 
         results: list[Any] = [None] * len(requests)
@@ -142,14 +126,11 @@ class _ZSSRPreset(Method):
             try:
                 if req.lr.shape[0] != 1:
                     raise ValueError(f"{self.name}: a batched cell is one image, got {req.lr.shape[0]} frames")
-                self.set_seed(req.seed)
-                if self.told:
-                    self.set_degradation(**req.told)
-                problem, before = self._problem(req.lr.to(self.device), req.scale)
+                problem, before = self._problem(req.lr.to(self.device), req)
                 staged.append((i, problem, before))
             except Exception as exc:  # this cell only
                 results[i] = exc
-        outs = upscale_many([p for _, p, _ in staged], self.batch_config, device=self.device)
+        outs = upscale_many([p for _, p, _ in staged], self.batch_config, device=self.device) if staged else []
         for (i, _, before), out in zip(staged, outs):
             if isinstance(out, Exception):
                 results[i] = out
@@ -157,7 +138,7 @@ class _ZSSRPreset(Method):
             sr, stats = out
             stats = _with_before(stats, before)
             stats["seconds-total"] += before.get("seconds-kernel", 0.0)
-            results[i] = (sr, stats)
+            results[i] = Result(sr, stats)
         return results
 
     def config(self) -> dict[str, Any]:  # the batch settings are not part of it: they do not change the algorithm
@@ -165,7 +146,7 @@ class _ZSSRPreset(Method):
             "preset": self.preset,
             "profile": self.profile,
             "precision": self.cfg.precision,
-            "quick_overrides": QUICK_OVERRIDES[self.preset] if self.profile == "quick" else {},
+            "quick_overrides": quick_reduction(self.preset) if self.profile == "quick" else {},
             "overrides": {k: str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v
                           for k, v in self.overrides.items()},
             # the configured seed, not the last cell's: run.json records config() after the cells have run
@@ -199,20 +180,16 @@ class ZSSRTrueKernel(_ZSSRPreset):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._kernel, self._noise = None, None
         self.info = dataclasses.replace(self.info, degradation="the true kernel and noise level, told per cell",
                                         notes=self.info.notes + "; non-blind: told the true kernel (given-kernel "
                                         "configuration) and, with noise, the real-image noise setting")
 
-    def set_degradation(self, kernel=None, noise=None) -> None:
-        self._kernel, self._noise = kernel, noise
-
-    def _cell_config(self):
+    def _cell_config(self, told):
         cfg, kernels = self.cfg, None
-        if self._kernel is not None:
-            kernels = [self._kernel]
+        if told.get("kernel") is not None:
+            kernels = [told["kernel"]]
             cfg = cfg.replace(**GIVEN_KERNEL)
-        if self._noise:
+        if told.get("noise"):
             cfg = cfg.replace(noise_std=NOISE_STD)
         return cfg, kernels
 
@@ -258,44 +235,42 @@ class ZSSRKernelGAN(_ZSSRPreset):
         self.kgan = self.kgan.replace(precision=kernelgan_precision(self._kgan_request, device))
         return precision
 
-    def _cell_config(self):
+    def _cell_config(self, told):
         return self.cfg.replace(**GIVEN_KERNEL), None
 
-    def _problem(self, frame, scale, kernels=None):
+    def _problem(self, frame, req, kernels=None):
         from zssr.kernelgan import estimate_kernel
 
-        if scale not in self.scales:
-            raise ValueError(f"{self.name}: KernelGAN estimates x2 kernels (and x4 from them); x{scale} is not "
+        if req.scale not in self.scales:
+            raise ValueError(f"{self.name}: KernelGAN estimates x2 kernels (and x4 from them); x{req.scale} is not "
                              "supported, use scale 2 or 4")
         report = self.on_progress
-        estimate = estimate_kernel(frame, self.kgan.replace(seed=self._seed),
+        estimate = estimate_kernel(frame, self.kgan.replace(seed=int(req.seed)),
                                    callback=(lambda it, _: report(it)) if report is not None else None)
-        kernel = estimate.for_scale(scale)
-        problem, _ = super()._problem(frame, scale, kernels=[kernel])
+        kernel = estimate.for_scale(req.scale)
+        problem, _ = super()._problem(frame, req, kernels=[kernel])
         return problem, {"seconds-kernel": estimate.stats["seconds"], "kernel": kernel}
 
     def config(self):
         return {**super().config(), "given_kernel": dict(GIVEN_KERNEL), "kernelgan": self.kgan.to_dict()}
 
 
-# Docstrings of the registered presets (the others are described by their ZSSRConfig preset).
-_PRESET_NOTES = {
-    "modified": "Depthwise-separable convs, 32 channels, PReLU, SGD at lr 0.1 with warm-up + cosine, no self-ensemble.",
-    "gradual": "The original network reaching the target in x2 passes (x4 = x2, x2), continuing to train the same net.",
-}
-# The ablation presets each change one thing from zssr-original on the way to zssr-modified.
-PRESETS = tuple(QUICK_OVERRIDES)
+# The registered presets: zssr.config's, less the per-cell overlays (baselines.zssr_presets). The ablation presets
+# each change one thing from zssr-original on the way to zssr-modified.
+PRESETS = preset_names()
+# each preset's quick-profile overrides (tools and tests read them here)
+QUICK_OVERRIDES: dict[str, dict[str, Any]] = {preset: quick_reduction(preset) for preset in PRESETS}
 _CLASSES: dict[str, type] = {}
 
 
 def preset_class(name: str) -> type[_ZSSRPreset]:
     """The method class of a registered name "zssr-<preset>" (made once; the registry calls this lazily)."""
     preset = name[len("zssr-"):]
-    if not name.startswith("zssr-") or preset not in QUICK_OVERRIDES:
+    if not name.startswith("zssr-") or preset not in PRESETS:
         raise KeyError(f"{name!r} is not a ZSSR preset; presets: {', '.join(PRESETS)}")
     if name not in _CLASSES:
         _CLASSES[name] = type(f"ZSSR[{preset}]", (_ZSSRPreset,),
-                              {"name": name, "preset": preset, "__doc__": _PRESET_NOTES.get(preset, ""),
+                              {"name": name, "preset": preset, "__doc__": NOTES.get(preset, ""),
                                "__module__": __name__})
     return _CLASSES[name]
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +17,50 @@ from bench.results import (END_METRIC, UNAVAILABLE_PREFIX, Cell, curve_path, est
                            kernel_path, sr_path)
 
 log = logging.getLogger("bench")
+
+
+@dataclass(frozen=True)
+class CellInput:
+    """A cell ready for its method: the work item, the HR image, the LR image made from it and what the
+    degradation drew (its kernel and noise: the truth a non-blind method is told)."""
+
+    item: WorkItem
+    hr: np.ndarray
+    lr: np.ndarray
+    drawn: Any
+
+
+@dataclass(frozen=True)
+class CallCosts:
+    """What one method call measured, which its cells share: its wall seconds, how many cells it was made for and
+    how many reached the method, and its peak memory."""
+
+    seconds: float
+    n_cells: int
+    n_requests: int
+    memory: Any  # bench.device.PeakMemory
+
+    def costs(self, stats: dict[str, Any], load_seconds: float | None) -> dict[str, float]:
+        """One cell's cost rows, in the order they are written. Its total: the call's clock when the call held it
+        alone, else the share the method reports ("seconds-total"); batch-size and seconds-batch only for a batch
+        of several cells."""
+        total = self.seconds if self.n_requests == 1 else float(stats["seconds-total"])
+        train = float(stats.get("seconds-train", 0.0))
+        costs = {"seconds-train": train, "seconds-infer": max(0.0, total - train), "seconds-total": total}
+        if self.n_cells > 1:
+            costs.update({"batch-size": float(self.n_cells), "seconds-batch": self.seconds})
+        if load_seconds is not None:
+            costs["seconds-load"] = load_seconds
+        if self.memory.mb is not None:
+            costs["peak-memory-mb"] = self.memory.mb
+        if self.memory.baseline_mb is not None and self.memory.mb is not None:
+            costs["memory-baseline-mb"] = self.memory.baseline_mb
+        for stat in ("iterations", "seconds-kernel"):  # what a method reports beyond the clock
+            if stat in stats:
+                costs[stat] = float(stats[stat])
+        if isinstance(stats.get("restarts"), list):  # ZSSR: steps started again from fresh weights
+            costs["restarts"] = float(len(stats["restarts"]))
+        return costs
 
 
 def image_to_tensor(img: np.ndarray, device):
@@ -69,8 +115,12 @@ class CellRunner:
                 with timed(self.session.device, times, "load"):
                     method.setup(self.session.device)
                     if method.info.family == "external":  # warm-up: kernels selected, caches filled
+                        from baselines.api import Request
+
                         warm = image_to_tensor(np.zeros((16, 16, 3), np.uint8), self.session.device)
-                        method.upscale(warm, method.scales[0] if method.scales else 2)
+                        (result,) = method.run([Request(warm, method.scales[0] if method.scales else 2)])
+                        if isinstance(result, Exception):
+                            raise result
                 self._ready[name] = times["load"]
             except Exception as exc:  # recorded for each of its cells
                 if not isinstance(exc, MethodUnavailable):
@@ -90,52 +140,26 @@ class CellRunner:
     def run(self, batch: WorkBatch) -> list[list[dict]]:
         """The blocks of rows (one per cell) of a batch of work; a failure becomes the cell's error row (the run
         goes on)."""
-        if len(batch) > 1:
-            return self._run_batch(batch)
-        return [self.run_item(batch.items[0])]
-
-    def run_item(self, item: WorkItem) -> list[dict]:
-        try:
-            return self._metrics_only(item) if item.action == "metrics" else self._run_method(item)
-        except Exception as exc:  # isolate the cell: record and go on
-            return self._failed(item, exc)
+        item = batch.items[0]
+        if item.action == "metrics":  # always alone in its batch (bench.plan.make_batches)
+            try:
+                return [self._metrics_only(item)]
+            except Exception as exc:  # isolate the cell: record and go on
+                return [self._failed(item, exc)]
+        return self._run_method(batch.items)
 
     def _failed(self, item: WorkItem, exc: BaseException) -> list[dict]:
         log.error("cell %s failed: %s", item.cell.slug, exc, exc_info=not isinstance(exc, ValueError))
         return error_block(item, self.session, exc)
 
-    def _run_method(self, item: WorkItem) -> list[dict]:
+    def _run_method(self, items: tuple[WorkItem, ...]) -> list[list[dict]]:
+        """Cells of one method in one call (Method.run; a single cell is a call of one); each cell's rows from its
+        own result."""
+        from baselines.api import Request
         from bench.device import PeakMemory, timed
         from bench.session import cell_seed
 
-        session, cell = self.session, item.cell
-        method = session.methods[cell.method]
-        first = cell.method not in self._seen
-        self._seen.add(cell.method)
-        load_seconds = self._setup(cell.method)
-        if isinstance(load_seconds, Exception):
-            return error_block(item, session, load_seconds)
-        hr, lr, drawn = self.pair(item)
-        method.set_seed(cell_seed(session.options.seed, cell, getattr(method, "seed_as", None)))
-        tell(method, drawn)
-        method.last_stats = {}
-        times: dict[str, float] = {}
-        lr_t = image_to_tensor(lr, session.device)
-        with _training_bar(method, cell), PeakMemory(session.device) as mem, timed(session.device, times, "total"):
-            sr_t = method.upscale(lr_t, cell.scale)
-        train = float(method.last_stats.get("seconds-train", 0.0))
-        costs = {"seconds-train": train, "seconds-infer": max(0.0, times["total"] - train),
-                 "seconds-total": times["total"]}
-        return self._record(item, method, hr, lr, drawn, sr_t, method.last_stats, costs, mem,
-                            load_seconds if first else None)
-
-    def _run_batch(self, batch: WorkBatch) -> list[list[dict]]:
-        """Cells of one method trained in one call (Method.upscale_batch); each cell's rows from its own result."""
-        from baselines.api import BatchRequest
-        from bench.device import PeakMemory, timed
-        from bench.session import cell_seed
-
-        session, items = self.session, batch.items
+        session = self.session
         name = items[0].cell.method
         method = session.methods[name]
         first = name not in self._seen
@@ -144,61 +168,50 @@ class CellRunner:
         if isinstance(load_seconds, Exception):
             return [error_block(item, session, load_seconds) for item in items]
         blocks: list[list[dict] | None] = [None] * len(items)
-        staged, requests = [], []
+        inputs: list[tuple[int, CellInput]] = []
+        requests: list[Request] = []
         for j, item in enumerate(items):
             try:
                 hr, lr, drawn = self.pair(item)
                 seed = cell_seed(session.options.seed, item.cell, getattr(method, "seed_as", None))
-                requests.append(BatchRequest(image_to_tensor(lr, session.device), item.cell.scale, seed,
-                                             told_values(method, drawn)))
-                staged.append((j, hr, lr, drawn))
+                requests.append(Request(image_to_tensor(lr, session.device), item.cell.scale, seed,
+                                        told_values(method, drawn)))
+                inputs.append((j, CellInput(item, hr, lr, drawn)))
             except Exception as exc:
                 blocks[j] = self._failed(item, exc)
         times: dict[str, float] = {}
+        bar = _training_bar(method, items[0].cell) if len(items) == 1 else nullcontext()
+        mem = PeakMemory(session.device)
         try:
-            with PeakMemory(session.device) as mem, timed(session.device, times, "batch"):
-                outs = method.upscale_batch(requests) if requests else []
+            with bar, mem, timed(session.device, times, "call"):
+                results = method.run(requests) if requests else []
+            if len(results) != len(requests):
+                raise RuntimeError(f"{name}: run() returned {len(results)} results for {len(requests)} requests")
         except Exception as exc:  # the call as a whole: every cell it held fails (they run again on resume)
-            outs = [exc] * len(requests)
-        for (j, hr, lr, drawn), out in zip(staged, outs):
-            item = items[j]
+            results = [exc] * len(requests)
+        call = CallCosts(seconds=times.get("call", 0.0), n_cells=len(items), n_requests=len(requests), memory=mem)
+        for (j, cell_input), result in zip(inputs, results):
             try:
-                if isinstance(out, Exception):
-                    raise out
-                sr_t, stats = out
-                total = float(stats["seconds-total"])
-                train = float(stats.get("seconds-train", 0.0))
-                costs = {"seconds-train": train, "seconds-infer": max(0.0, total - train), "seconds-total": total,
-                         "batch-size": float(len(items)), "seconds-batch": times["batch"]}
-                blocks[j] = self._record(item, method, hr, lr, drawn, sr_t, stats, costs, mem,
-                                         load_seconds if first and j == staged[0][0] else None)
+                if isinstance(result, Exception):
+                    raise result
+                costs = call.costs(result.stats, load_seconds if first and j == inputs[0][0] else None)
+                blocks[j] = self._record(cell_input, result, costs)
             except Exception as exc:
-                blocks[j] = self._failed(item, exc)
+                blocks[j] = self._failed(items[j], exc)
         return [b for b in blocks if b is not None]
 
-    def _record(self, item: WorkItem, method, hr, lr, drawn, sr_t, stats: dict, costs: dict, mem,
-                load_seconds: float | None) -> list[dict]:
-        """A finished call's block of rows: output checked and saved, metrics, costs, side files, end row."""
+    def _record(self, cell_input: CellInput, result, costs: dict[str, float]) -> list[dict]:
+        """A finished cell's block of rows: output checked and saved, metrics, costs, side files, end row."""
         from bench.device import device_name
 
-        session, cell = self.session, item.cell
-        sr = tensor_to_image(sr_t, gray=hr.ndim == 2)
+        session, item, hr, lr = self.session, cell_input.item, cell_input.hr, cell_input.lr
+        cell, stats = item.cell, result.stats
+        method = session.methods[cell.method]
+        sr = tensor_to_image(result.sr, gray=hr.ndim == 2)
         if sr.shape != hr.shape:
             raise RuntimeError(f"{cell.method} returned {sr.shape[:2]} for x{cell.scale} of {lr.shape[:2]}; "
                                f"expected {hr.shape[:2]}")
-        costs = dict(costs)
-        if load_seconds is not None:
-            costs["seconds-load"] = load_seconds
-        if mem.mb is not None:
-            costs["peak-memory-mb"] = mem.mb
-        if mem.baseline_mb is not None and mem.mb is not None:
-            costs["memory-baseline-mb"] = mem.baseline_mb
-        for stat in ("iterations", "seconds-kernel"):  # what a method reports beyond the clock
-            if stat in stats:
-                costs[stat] = float(stats[stat])
-        if isinstance(stats.get("restarts"), list):  # ZSSR: steps started again from fresh weights
-            costs["restarts"] = float(len(stats["restarts"]))
-        output = self._save_side_files(cell, hr, lr, sr, stats.get("curve"), drawn.kernel)
+        output = self._save_side_files(cell, hr, lr, sr, stats.get("curve"), cell_input.drawn.kernel)
         if stats.get("kernel") is not None:  # a blind method's estimate, shown beside the true one
             _save_kernel(self.out / estimated_kernel_path(cell), stats["kernel"], overwrite=True)
         native = str(method.native_scale(cell.scale))
@@ -265,12 +278,6 @@ def told_values(method, drawn) -> dict:
     """What a non-blind method asks for (`told`) of the degradation's truth; nothing for blind methods."""
     known = {"kernel": drawn.kernel, "noise": drawn.noise_sigma}
     return {k: known.get(k) for k in tuple(getattr(method, "told", ()) or ())}
-
-
-def tell(method, drawn) -> None:
-    told = told_values(method, drawn)
-    if told:
-        method.set_degradation(**told)
 
 
 @contextmanager

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from pathlib import Path
+from typing import Any, Callable
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -17,46 +19,46 @@ def _scales(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"scales are integers separated by commas, e.g. 2,3,4 (got {text!r})")
 
 
+def _parse_for(annotation: str) -> Callable[[str], Any]:
+    """The argument parser of a RunOptions field's type (its annotation, as written)."""
+    parsers = {"tuple[str, ...]": _csv, "tuple[int, ...]": _scales, "int": int, "int | None": int,
+               "float | None": float, "Path | None": Path, "str": str, "str | None": str}
+    if annotation not in parsers:  # a new field's type: say where to teach it
+        raise TypeError(f"RunOptions field of type {annotation!r}: add its parser to bench.cli._parse_for")
+    return parsers[annotation]
+
+
+def add_run_options(parser: argparse.ArgumentParser, options_type: type | None = None) -> None:
+    """One option per RunOptions field (name, type, default and help from the field; bench/options.py)."""
+    from bench.options import RunOptions
+
+    for f in fields(options_type or RunOptions):
+        meta = f.metadata
+        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+        if f.type == "bool":  # a switch: its flag turns the default off (or on)
+            parser.add_argument(flag, dest=f.name, action="store_false" if f.default else "store_true",
+                                help=meta["help"])
+            continue
+        extra = {k: meta[k] for k in ("choices", "metavar") if k in meta}
+        if not extra:  # named after the flag, not the field (--degradation DEGRADATION)
+            extra["metavar"] = flag[2:].upper().replace("-", "_")
+        parser.add_argument(flag, dest=f.name, type=_parse_for(f.type), default=f.default, help=meta["help"], **extra)
+
+
+def run_options(args: argparse.Namespace) -> "RunOptions":
+    """The RunOptions of parsed `run` arguments."""
+    from bench.options import RunOptions
+
+    return RunOptions(**{f.name: getattr(args, f.name) for f in fields(RunOptions)})
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench", description="Super-resolution benchmark: ZSSR vs pretrained networks")
     sub = ap.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run methods over a dataset, write results.csv, run.json and the report")
-    run.add_argument("--dataset", default="builtin", help="dataset name (see `list`) or a folder of images whose subfolders are categories")
-    run.add_argument("--images", type=_csv, default=(),
-                     help="comma-separated image names: only these images of the dataset (default: all); the cells "
-                          "are the ones a run over the whole dataset makes, so a later full run into the same "
-                          "folder resumes them")
-    run.add_argument("--methods", type=_csv, default=(), help="comma-separated method names (default: the profile's defaults)")
-    run.add_argument("--scales", type=_scales, default=(), help="comma-separated integer scales (default: the dataset's)")
-    run.add_argument("--protocol", choices=["rgb", "y-only"], default="rgb",
-                     help="rgb: methods upscale RGB, evaluated on Y; y-only: the classic bicubic-table protocol")
-    run.add_argument("--profile", choices=["auto", "quick", "paper"], default="auto",
-                     help="paper: published configurations; quick: reduced ZSSR for CPUs; auto: paper on GPU, quick on CPU")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                     help="network precision: auto = bf16 where the hardware has native bf16 units (ZSSR always, "
-                          "pretrained networks measured safe in bf16), else fp32; fp16 is CUDA only")
-    run.add_argument("--executor", default="local", help="local (default), local-gpus or ray")
-    run.add_argument("--workers", type=int, default=None, help="worker count for multi-worker executors")
-    run.add_argument("--batch", default="auto", help="train up to K cells of one ZSSR method together (an integer, "
-                     "or auto: 1 on a CPU, memory-bounded on CUDA); does not change a cell's identity")
-    run.add_argument("--out", type=Path, default=None, help="output folder (default reports/<dataset>/<profile>-<protocol>)")
-    run.add_argument("--no-resume", action="store_true", help="start over instead of resuming the output folder")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--metrics", type=_csv, default=("psnr-y", "ssim-y", "psnr-rgb", "lpips-alex"),
-                     help="comma-separated quality metrics; added to a finished folder, only they are computed")
-    run.add_argument("--degradation", type=_csv, default=("bicubic",),
-                     help="comma-separated degradations, each steps joined with + (bicubic, aniso-gaussian, "
-                          "kernel:<file.mat>, noise[:sigma], jpeg[:quality]); the plan runs once per degradation")
-    run.add_argument("--kernel", default=None, help="a .mat blur kernel (variable `Kernel`): the degradation "
-                     "kernel:<file>, replacing bicubic")
-    run.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                     help="start no cell after this many seconds (local executor); the same command resumes")
-    run.add_argument("--no-images", action="store_true", help="do not save SR outputs (reports then have no crops)")
+    add_run_options(run)
     run.add_argument("--no-report", action="store_true", help="skip rendering the report")
-    run.add_argument("--no-wait", action="store_true",
-                     help="stop (instead of waiting) when another run is writing the same output folder")
 
     sub.add_parser("list", help="list datasets and methods")
     rep = sub.add_parser("report", help="render the report of a run folder again")
@@ -67,15 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
-    from bench.options import RunOptions
     from bench.runner import run
 
-    options = RunOptions(dataset=args.dataset, images=args.images, methods=args.methods, scales=args.scales,
-                         protocol=args.protocol, profile=args.profile, device=args.device, out=args.out, resume=not args.no_resume,
-                         seed=args.seed, metrics=args.metrics, executor=args.executor, workers=args.workers,
-                         save_images=not args.no_images, kernel=args.kernel, degradations=args.degradation,
-                         precision=args.precision, time_budget=args.time_budget, wait=not args.no_wait,
-                         batch=args.batch)
+    options = run_options(args)
     summary = run(options, render=not args.no_report)
     for line in summary.notices:
         print(f"note: {line}", file=sys.stderr)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.degrade import kernel_digest, make_pair
+from bench.protocol import kernel_digest, make_pair
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,34 @@ def _worker_devices(device, workers: int | None) -> list[tuple[str, int | None]]
     return [("cpu", threads)] * n
 
 
+class RetryQueue:
+    """The batches waiting to be handed out, and how many times each was: a batch lost with its worker goes back to
+    the front until it has been tried MAX_ATTEMPTS times (shared by the multi-worker executors)."""
+
+    def __init__(self, batches: list[WorkBatch]) -> None:
+        self.pending = list(batches)
+        self.attempts: dict[tuple, int] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.pending)
+
+    def take(self) -> WorkBatch | None:
+        """The next batch (counted as one more attempt), None when none is waiting."""
+        if not self.pending:
+            return None
+        batch = self.pending.pop(0)
+        self.attempts[batch.key] = self.attempts.get(batch.key, 0) + 1
+        return batch
+
+    def retry(self, batch: WorkBatch) -> bool:
+        """A batch whose worker died: True when it is queued again, False when its attempts are spent (the caller
+        records its cells as failed)."""
+        if self.attempts.get(batch.key, 0) >= MAX_ATTEMPTS:
+            return False
+        self.pending.insert(0, batch)
+        return True
+
+
 def run_local_gpus(session, todo: list[WorkBatch], writer: ResultsWriter, out: Path) -> list[WorkBatch]:
     """Each worker has its own inbox and its own result pipe: a worker that dies (even in the middle of sending)
     can break only its own channel, never the others' (a shared queue's write lock would die with it)."""
@@ -132,8 +160,7 @@ def run_local_gpus(session, todo: list[WorkBatch], writer: ResultsWriter, out: P
 
     ctx = mp.get_context("spawn")
     slots = _worker_devices(session.device, session.options.workers)
-    pending = list(todo)
-    attempts: dict[tuple, int] = {}
+    pending = RetryQueue(todo)
     in_flight: dict[int, WorkBatch] = {}
     workers: dict[int, tuple] = {}  # wid -> (process, inbox, result reader, slot)
     next_id = 0
@@ -150,9 +177,8 @@ def run_local_gpus(session, todo: list[WorkBatch], writer: ResultsWriter, out: P
         workers[wid] = (proc, inbox, reader, slot)
 
     def hand_out(wid):
-        if pending:
-            batch = pending.pop(0)
-            attempts[batch.key] = attempts.get(batch.key, 0) + 1
+        batch = pending.take()
+        if batch is not None:
             in_flight[wid] = batch
             workers[wid][1].put(batch)
 
@@ -194,9 +220,8 @@ def run_local_gpus(session, todo: list[WorkBatch], writer: ResultsWriter, out: P
                     if idle_deaths > 2 * len(slots):
                         raise RuntimeError(f"workers keep exiting before taking a cell (exit code {proc.exitcode}); "
                                            "see bench.log, or use EXECUTOR=local")
-                elif attempts[lost.key] < MAX_ATTEMPTS:
+                elif pending.retry(lost):
                     log.warning("worker %d died (exit %s) during %s; retrying", wid, proc.exitcode, lost.slug)
-                    pending.insert(0, lost)
                 else:
                     _write(writer, _died(lost, session, f"last exit code {proc.exitcode}"))
                     remaining -= 1
@@ -243,15 +268,13 @@ def run_ray(session, todo: list[WorkBatch], writer: ResultsWriter, out: Path) ->
             return self.runner.run(batch)
 
     spec = WorkerSpec(options, device_str, threads, str(out), session.id)
-    pending = list(todo)
-    attempts: dict[tuple, int] = {}
+    pending = RetryQueue(todo)
     actors = [CellWorker.options(**actor_opts).remote(spec) for _ in range(n)]
     running: dict = {}
 
     def submit(actor):
-        if pending:
-            batch = pending.pop(0)
-            attempts[batch.key] = attempts.get(batch.key, 0) + 1
+        batch = pending.take()
+        if batch is not None:
             running[actor.run.remote(batch)] = (actor, batch)
 
     for actor in actors:
@@ -264,9 +287,8 @@ def run_ray(session, todo: list[WorkBatch], writer: ResultsWriter, out: Path) ->
                 blocks = ray.get(ready[0])
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
                 actor = CellWorker.options(**actor_opts).remote(spec)
-                if attempts[batch.key] < MAX_ATTEMPTS:
+                if pending.retry(batch):
                     log.warning("ray actor died during %s; retrying", batch.slug)
-                    pending.insert(0, batch)
                     submit(actor)
                     continue
                 blocks = _died(batch, session, str(exc))

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from bench.degrade import rgb_to_y
+from bench.protocol import rgb_to_y
 
 _LPIPS_CACHE: dict[str, object] = {}
 LPIPS_MIN_SIDE = 31  # AlexNet's strides and pools leave nothing of a smaller input (measured: 30 fails, 31 runs)

@@ -1,10 +1,14 @@
 """What a user asks of a run (the command line's options), before anything is resolved."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from bench.metrics import DEFAULT_METRICS
+
+# zssr.precision.PRECISIONS, spelled out so that building the command line imports no torch (a test checks they agree)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 # What `make bench` runs when METHODS is not given. The quick profile keeps the default run to minutes on a CPU.
 DEFAULT_METHODS = {
@@ -19,29 +23,53 @@ DEFAULT_METHODS = {
 NOT_IN_IDENTITY = ("device", "executor", "workers", "save_images", "time_budget", "batch", "images")
 
 
+def option(default, help: str, **cli) -> Any:
+    """A RunOptions field with what `python -m bench run` needs to offer it (bench.cli builds the parser from
+    these): `help`, and optionally `flag` (the option's spelling when it is not --<name>, e.g. "--no-images" for a
+    switch that turns a True default off), `choices`, `metavar`."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
 @dataclass(frozen=True)
 class RunOptions:
-    dataset: str = "builtin"
-    images: tuple[str, ...] = ()  # only these images of the dataset (by name); empty: all
-    methods: tuple[str, ...] = ()
-    scales: tuple[int, ...] = ()
-    protocol: str = "rgb"  # "rgb" | "y-only"
-    profile: str = "auto"  # "auto" | "quick" | "paper"
-    device: str = "auto"
-    out: Path | None = None
-    resume: bool = True
-    seed: int = 0
-    metrics: tuple[str, ...] = DEFAULT_METRICS
-    executor: str = "local"
-    workers: int | None = None
-    save_images: bool = True
-    degradations: tuple[str, ...] = ("bicubic",)  # bench.degradations specs; the plan runs once per degradation
-    kernel: str | None = None  # a .mat blur kernel: shorthand for the degradation kernel:<file> (replaces bicubic)
-    precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16" (CUDA) for every network (zssr.precision)
-    time_budget: float | None = None  # seconds: no cell starts after this long (local executor); resume continues
-    wait: bool = True  # another run holds the output folder: wait for it (False: stop with a message)
-    # cells of one batchable method (ZSSR) trained together, up to this many: "auto" or an integer >= 1
-    batch: str = "auto"
+    """Each field is one command-line option (bench.cli): its type, default and help are declared here only."""
+
+    dataset: str = option("builtin", "dataset name (see `list`) or a folder of images whose subfolders are categories")
+    images: tuple[str, ...] = option((), "comma-separated image names: only these images of the dataset (default: "
+                                     "all); the cells are the ones a run over the whole dataset makes, so a later "
+                                     "full run into the same folder resumes them")
+    methods: tuple[str, ...] = option((), "comma-separated method names (default: the profile's defaults)")
+    scales: tuple[int, ...] = option((), "comma-separated integer scales (default: the dataset's)")
+    protocol: str = option("rgb", "rgb: methods upscale RGB, evaluated on Y; y-only: the classic bicubic-table "
+                           "protocol", choices=("rgb", "y-only"))
+    profile: str = option("auto", "paper: published configurations; quick: reduced ZSSR for CPUs; auto: paper on "
+                          "GPU, quick on CPU", choices=("auto", "quick", "paper"))
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    out: Path | None = option(None, "output folder (default reports/<dataset>/<profile>-<protocol>)")
+    resume: bool = option(True, "start over instead of resuming the output folder", flag="--no-resume")
+    seed: int = option(0, "the run's seed, from which every cell's own is derived")
+    metrics: tuple[str, ...] = option(DEFAULT_METRICS, "comma-separated quality metrics; added to a finished "
+                                      "folder, only they are computed")
+    executor: str = option("local", "local (default), local-gpus or ray")
+    workers: int | None = option(None, "worker count for multi-worker executors")
+    save_images: bool = option(True, "do not save SR outputs (reports then have no crops)", flag="--no-images")
+    # bench.degradations specs; the plan runs once per degradation
+    degradations: tuple[str, ...] = option(("bicubic",), "comma-separated degradations, each steps joined with + "
+                                           "(bicubic, aniso-gaussian, kernel:<file.mat>, noise[:sigma], "
+                                           "jpeg[:quality]); the plan runs once per degradation",
+                                           flag="--degradation")
+    kernel: str | None = option(None, "a .mat blur kernel (variable `Kernel`): the degradation kernel:<file>, "
+                                "replacing bicubic")
+    # for every network (zssr.precision)
+    precision: str = option("auto", "network precision: auto = bf16 where the hardware has native bf16 units "
+                            "(ZSSR always, pretrained networks measured safe in bf16), else fp32; fp16 is CUDA only",
+                            choices=PRECISIONS)
+    time_budget: float | None = option(None, "start no cell after this many seconds (local executor); the same "
+                                       "command resumes", metavar="SECONDS")
+    wait: bool = option(True, "stop (instead of waiting) when another run is writing the same output folder",
+                        flag="--no-wait")
+    batch: str = option("auto", "train up to K cells of one ZSSR method together (an integer, or auto: 1 on a CPU, "
+                        "memory-bounded on CUDA); does not change a cell's identity")
 
     def __post_init__(self) -> None:
         # a request naming a scale, method or metric twice means it once

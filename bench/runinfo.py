@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from bench.degrade import PROTOCOL_TEXT
+from bench.protocol import PROTOCOL_TEXT
 from bench.paths import REPO_ROOT
 from bench.metrics import METRIC_TABLE
 

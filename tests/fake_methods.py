@@ -85,6 +85,22 @@ class ToldSpy(Nearest):
         ToldSpy.RECEIVED.append((kernel, noise))
 
 
+class RunSpy(Method):
+    """A method written against run() alone: records each call's requests (seed, scale, told) and reports stats."""
+
+    name = "test-run-spy"
+    info = MethodInfo(family="interpolation", training_data="none", degradation="none")
+    told = ("noise",)
+    CALLS: list[list[tuple]] = []
+
+    def run(self, requests):
+        from baselines.api import Result
+
+        RunSpy.CALLS.append([(r.seed, r.scale, dict(r.told)) for r in requests])
+        return [Result(F.interpolate(r.lr, scale_factor=r.scale, mode="nearest"), {"iterations": 3})
+                for r in requests]
+
+
 class PrecisionSpy(Nearest):
     """A "network" method that resolves its precision like the real ones and records what it ran at."""
 
@@ -140,7 +156,7 @@ CLI_CODE = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_metho
 
 
 def register() -> None:
-    for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce, Slow, ToldSpy, PrecisionSpy,
+    for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce, Slow, ToldSpy, RunSpy, PrecisionSpy,
                 _tiny_kernelgan(), _tiny_zssr()):
         if cls.name not in METHODS:
             METHODS.register(cls.name, cls)

@@ -77,7 +77,7 @@ def test_an_interrupted_batch_reruns_its_cells_exactly_once(folder, tmp_path, mo
 
     out = tmp_path / "run"
     calls = []
-    original = _ZSSRPreset.upscale_batch
+    original = _ZSSRPreset.run
 
     def interrupt_second(self, requests):
         calls.append(len(requests))
@@ -85,12 +85,12 @@ def test_an_interrupted_batch_reruns_its_cells_exactly_once(folder, tmp_path, mo
             raise KeyboardInterrupt
         return original(self, requests)
 
-    monkeypatch.setattr(_ZSSRPreset, "upscale_batch", interrupt_second)
+    monkeypatch.setattr(_ZSSRPreset, "run", interrupt_second)
     with pytest.raises(KeyboardInterrupt):
         run(_opts(folder, out, "3", methods=("test-zssr",)), render=False)
     first = read_results(out / "results.csv")
     assert len(first[first.metric == END_METRIC]) == 3  # the first batch's cells, none of the second's
-    monkeypatch.setattr(_ZSSRPreset, "upscale_batch", original)
+    monkeypatch.setattr(_ZSSRPreset, "run", original)
     summary = run(_opts(folder, out, "3", methods=("test-zssr",)), render=False)
     assert summary.ok and summary.n_done_before == 3 and summary.n_run == 7
     df = read_results(out / "results.csv")

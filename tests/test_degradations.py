@@ -121,11 +121,10 @@ def test_zssr_true_kernel_uses_the_kernel_it_is_told():
 
     original = create_method("zssr-original", profile="quick")
     true_kernel = create_method("zssr-true-kernel", profile="quick")
-    cfg, kernels = true_kernel._cell_config()
+    cfg, kernels = true_kernel._cell_config({"kernel": None, "noise": None})
     assert kernels is None and cfg == original.cfg  # under bicubic: zssr-original exactly
     k = parse("aniso-gaussian").realise("img", 2).kernel
-    true_kernel.set_degradation(kernel=k, noise=5.0)
-    cfg, kernels = true_kernel._cell_config()
+    cfg, kernels = true_kernel._cell_config({"kernel": k, "noise": 5.0})
     assert kernels[0] is k and not cfg.ensemble and not cfg.augment_allow_rotation and cfg.noise_std == 0.0125
     assert cfg.back_projection_iters == (2,)
 

@@ -63,3 +63,18 @@ def test_ray_matches_local(folder, tmp_path):
     assert summary.ok
     pd.testing.assert_frame_equal(_comparable(tmp_path / "local" / "results.csv"),
                                   _comparable(tmp_path / "ray" / "results.csv"))
+
+
+def test_retry_queue_puts_a_lost_batch_first_until_its_attempts_are_spent():
+    from bench.executors import MAX_ATTEMPTS, RetryQueue
+    from bench.plan import WorkBatch, WorkItem
+    from bench.results import Cell
+
+    a, b = (WorkBatch((WorkItem(Cell("d", "", image, "sha", "bicubic", 2, "m", "c"), None),)) for image in "ab")
+    queue = RetryQueue([a, b])
+    assert queue.take() is a
+    for attempt in range(1, MAX_ATTEMPTS):
+        assert queue.retry(a)  # lost with its worker: handed out again before b
+        assert queue.take() is a and queue.attempts[a.key] == attempt + 1
+    assert not queue.retry(a)  # MAX_ATTEMPTS tries: the caller records its cells as failed
+    assert queue.take() is b and not queue and queue.take() is None

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.degrade import make_pair
+from bench.protocol import make_pair
 from bench.images import ImageError, load_image
 
 

@@ -195,8 +195,8 @@ def test_zssr_kernelgan_is_blind_and_configured_like_zssr_true_kernel():
     assert quick.told == () and quick.seed_as == true_kernel.seed_as == "zssr-original"
     assert (quick.kgan.max_iters, paper.kgan.max_iters) == (1000, 3000)
     assert quick.supports(2) and quick.supports(4) and not quick.supports(3)
-    true_kernel.set_degradation(kernel=bicubic_kernel(2))
-    assert quick._cell_config()[0] == true_kernel._cell_config()[0]  # the same ZSSR, given a kernel
+    given = {"kernel": bicubic_kernel(2)}
+    assert quick._cell_config({})[0] == true_kernel._cell_config(given)[0]  # the same ZSSR, given a kernel
     assert quick.choose_precision(torch.device("cpu")) in ("fp32", "bf16")
     assert quick.kgan.precision == "fp32"  # auto: KernelGAN's bf16 was not measured safe
     assert quick.config()["kernelgan"]["max_iters"] == 1000 and quick.info.family == "internal"

@@ -4,7 +4,7 @@ import csv
 import numpy as np
 import pytest
 
-from bench.degrade import rgb_to_y
+from bench.protocol import rgb_to_y
 from bench.images import load_image
 from bench.metrics import compute, psnr_rgb, psnr_y, ssim_y
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.degrade import make_pair
+from bench.protocol import make_pair
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from released_zssr import load_pair, py3_port

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.degrade import kernel_downscale_uint8  # noqa: E402
+from bench.protocol import kernel_downscale_uint8  # noqa: E402
 from bench.images import load_image  # noqa: E402
 from bench.metrics import psnr_y  # noqa: E402
 from bench.report.kernels import read_kernel  # noqa: E402

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.degrade import make_pair
+from bench.protocol import make_pair
 from bench.images import load_image
 from bench.metrics import psnr_y, ssim_y
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -35,74 +36,115 @@ def _kernel_context(fig, root: Path) -> dict | None:
                                                     for m, (e, n) in fig.errors.items()]}
 
 
+@dataclass(frozen=True)
+class Group:
+    """The rows of one (dataset, degradation, scale): one section of the report."""
+
+    dataset: str
+    degradation: str
+    scale: int
+    rows: pd.DataFrame
+
+    @property
+    def tag(self) -> str:
+        return "" if self.degradation == "bicubic" else f" [{self.degradation}]"
+
+    @property
+    def key(self) -> str:  # file names and anchors
+        return (f"{plots.slug(self.dataset)}-x{self.scale}"
+                + ("" if self.degradation == "bicubic" else f"-{plots.slug(self.degradation)}"))
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset} ×{self.scale}{self.tag}"
+
+
+def groups_of(rows: pd.DataFrame) -> list[Group]:
+    if not len(rows):
+        return []
+    return [Group(dataset, degradation, scale, rows[(rows["dataset"] == dataset) & (rows["degradation"] == degradation)
+                                                    & (rows["scale"] == scale)])
+            for dataset, degradation, scale in sorted(rows.groupby(["dataset", "degradation", "scale"]).groups)]
+
+
 def build_context(data: RunData) -> dict:
+    """The templates' context: the run summarised (tables, findings, failures; summary.csv written beside) and its
+    figures drawn (into figures/ and crops/)."""
     root = data.run_dir
-    run = data.run
-    rows = data.rows
-    fig_dir, crop_dir = root / "figures", root / "crops"
-    crop_figs = crops_mod.render_crops(data, crop_dir)
-    kernel_figs = {(k.dataset, k.degradation, k.scale): k for k in kernels_mod.render_kernels(data, fig_dir)}
-
-    sections = []
-    summary_records = []
-    groups = sorted(rows.groupby(["dataset", "degradation", "scale"]).groups) if len(rows) else []
-    for dataset, degradation, scale in groups:
-        df = rows[(rows["dataset"] == dataset) & (rows["degradation"] == degradation) & (rows["scale"] == scale)]
-        tag = "" if degradation == "bicubic" else f" [{degradation}]"
-        key = f"{plots.slug(dataset)}-x{scale}" + ("" if degradation == "bicubic" else f"-{plots.slug(degradation)}")
-        overall = summary_table(data, df, f"{dataset} ×{scale}{tag}: all images", f"table-{key}")
-        categories = []
-        for cat in sorted(set(df["category"])):
-            cdf = df[df["category"] == cat]
-            n = cdf["image"].nunique()
-            categories.append(summary_table(data, cdf, f"{dataset} ×{scale}{tag}, category “{cat}” "
-                                            f"({n} image{'s' if n != 1 else ''})",
-                                            f"table-{key}-{plots.slug(cat)}"))
-        for cat, table in [("all", overall)] + list(zip(sorted(set(df["category"])), categories)):
-            for r in table.rows:
-                for col, cell in zip(table.columns, r.cells):
-                    if col.key in ("family", "n"):
-                        continue
-                    summary_records.append({"dataset": dataset, "degradation": degradation, "scale": scale,
-                                            "category": cat,
-                                            "method": r.method, "metric": col.key, "n": cell.n,
-                                            "mean": cell.mean, "ci95": cell.ci,
-                                            "statistic": "max" if col.key == "peak-memory-mb" else "mean"})
-        title = f"{dataset} ×{scale}{tag}"
-        figs = {
-            "tradeoff": _rel(plots.tradeoff(data, df, fig_dir / f"tradeoff_{key}.png",
-                                            f"{title}: quality vs time per image"), root),
-            "categories": _rel(plots.category_bars(data, df, fig_dir / f"categories_{key}.png",
-                                                   f"{title}: per-category means (95% CI)"), root),
-            "paired": _rel(plots.paired(data, df, PAIRED_METRICS, fig_dir / f"paired_{key}.png",
-                                        f"{title}: per-image differences, internal − external"), root),
-            "heatmap": _rel(plots.gain_heatmap(data, df, fig_dir / f"gain_{key}.png",
-                                               f"{title}: PSNR-Y gain over bicubic per category"), root),
-        }
-        paired_rows = [{
-            "internal": p.internal, "external": p.external, "metric": p.metric, "n": p.n,
-            "wins": p.wins, "losses": p.losses, "ties": p.ties,
-            "mean_diff": _fmt_signed(p.metric, p.mean_diff),
-            "ci": decimals(p.metric, p.ci) if math.isfinite(p.ci) else "n/a",
-            "better_images": ", ".join(p.better_images) if p.better_images else "none",
-        } for p in paired_table(data, df, PAIRED_METRICS)]
-        sections.append({
-            "dataset": dataset, "scale": int(scale), "degradation": degradation, "title": title, "anchor": f"results-{key}", "overall": overall,
-            "categories": categories if len(categories) > 1 else [],
-            "figures": figs, "paired": paired_rows,
-            "crops": [{"image": c.image, "path": _rel(c.path, root), "window": c.window, "missing": c.missing}
-                      for c in crop_figs
-                      if c.dataset == dataset and c.scale == scale and c.degradation == degradation],
-            "n_images": int(df["image"].nunique()),
-            "kernels": _kernel_context(kernel_figs.get((dataset, degradation, int(scale))), root),
-        })
-    pd.DataFrame(summary_records, columns=["dataset", "degradation", "scale", "category", "method", "metric", "statistic", "n",
-                                           "mean", "ci95"]).to_csv(root / "summary.csv", index=False)
-
+    groups = groups_of(data.rows)
+    figures = draw_figures(data, groups)
+    sections, summary_records = [], []
+    for group in groups:
+        section, records = summarise_group(data, group)
+        section.update(figures.for_group(group, root))
+        sections.append(section)
+        summary_records += records
+    pd.DataFrame(summary_records, columns=SUMMARY_COLUMNS).to_csv(root / "summary.csv", index=False)
     found = findings_mod.findings(data)
-    curves = [{"method": m, "scale": s, "path": _rel(p, root)} for m, s, p in plots.training_curves(data, fig_dir)]
+    failures, unavailable = _failures(data.errors)
+    return {
+        **_run_facts(data),
+        "sections": sections,
+        "findings": findings_mod.as_records(found),
+        "headline": findings_mod.headline(found),
+        "heatmaps": [{"title": sec["title"], "path": sec["figures"]["heatmap"]} for sec in sections
+                     if sec["figures"]["heatmap"]],
+        "curves": [{"method": m, "scale": s, "path": _rel(p, root)} for m, s, p in figures.curves],
+        "failures": failures,
+        "unavailable": unavailable,
+        "methods": _methods(data),
+        "metric_defs": _metric_defs(data),
+        "non_native": [{"dataset": r.dataset, "method": r.method, "scale": int(r.scale), "n": int(r.n)}
+                       for r in data.non_native.itertuples()],
+        "batched": _batched(data.rows),
+        "n_rows": int(len(data.rows)),
+        "method_order": data.methods,
+    }
 
-    errors = data.errors
+
+# --- summarise: numbers only, nothing drawn or written ---------------------------------------------------------
+SUMMARY_COLUMNS = ["dataset", "degradation", "scale", "category", "method", "metric", "statistic", "n", "mean",
+                   "ci95"]
+
+
+def summarise_group(data: RunData, group: Group) -> tuple[dict, list[dict]]:
+    """A section's tables (all images, per category, paired internal vs external) and its summary.csv records."""
+    df, key, tag = group.rows, group.key, group.tag
+    dataset, degradation, scale = group.dataset, group.degradation, group.scale
+    overall = summary_table(data, df, f"{dataset} ×{scale}{tag}: all images", f"table-{key}")
+    categories = []
+    for cat in sorted(set(df["category"])):
+        cdf = df[df["category"] == cat]
+        n = cdf["image"].nunique()
+        categories.append(summary_table(data, cdf, f"{dataset} ×{scale}{tag}, category “{cat}” "
+                                        f"({n} image{'s' if n != 1 else ''})",
+                                        f"table-{key}-{plots.slug(cat)}"))
+    records = []
+    for cat, table in [("all", overall)] + list(zip(sorted(set(df["category"])), categories)):
+        for r in table.rows:
+            for col, cell in zip(table.columns, r.cells):
+                if col.key in ("family", "n"):
+                    continue
+                records.append({"dataset": dataset, "degradation": degradation, "scale": scale, "category": cat,
+                                "method": r.method, "metric": col.key, "n": cell.n, "mean": cell.mean,
+                                "ci95": cell.ci, "statistic": "max" if col.key == "peak-memory-mb" else "mean"})
+    paired_rows = [{
+        "internal": p.internal, "external": p.external, "metric": p.metric, "n": p.n,
+        "wins": p.wins, "losses": p.losses, "ties": p.ties,
+        "mean_diff": _fmt_signed(p.metric, p.mean_diff),
+        "ci": decimals(p.metric, p.ci) if math.isfinite(p.ci) else "n/a",
+        "better_images": ", ".join(p.better_images) if p.better_images else "none",
+    } for p in paired_table(data, df, PAIRED_METRICS)]
+    section = {
+        "dataset": dataset, "scale": int(scale), "degradation": degradation, "title": group.title,
+        "anchor": f"results-{key}", "overall": overall, "categories": categories if len(categories) > 1 else [],
+        "paired": paired_rows, "n_images": int(df["image"].nunique()),
+    }
+    return section, records
+
+
+def _failures(errors: pd.DataFrame) -> tuple[list[dict], list[dict]]:
+    """Failed cells (one line each) and unavailable methods (one line per method, not per cell)."""
     failures, unavailable = [], {}
     for r in (errors.sort_values(["dataset", "scale", "method", "image"]).itertuples() if len(errors) else []):
         message = (r.note or "(no message)").strip()
@@ -114,8 +156,11 @@ def build_context(data: RunData) -> dict:
         what = "" if r.metric == "cell" else f"metric {r.metric}: "
         failures.append({"method": r.method, "dataset": r.dataset, "image": r.image, "scale": int(r.scale),
                          "config_id": r.config_id, "message": what + message})
+    return failures, list(unavailable.values())
 
-    methods = []
+
+def _methods(data: RunData) -> list[dict]:
+    run, methods = data.run, []
     for m in data.methods:
         entry = (run.get("methods", {}) or {}).get(m, {}) or {}
         info = entry.get("info", {}) or {}
@@ -128,21 +173,23 @@ def build_context(data: RunData) -> dict:
             "paper": info.get("paper") or "—", "notes": info.get("notes") or "",
             "config": json.dumps(config, sort_keys=True, default=str) if config else "",
         })
+    return methods
 
+
+def _metric_defs(data: RunData) -> list[dict]:
+    rows = data.rows
     metrics_present = set(rows["metric"]) if len(rows) else set()
-    metric_defs = [{"name": name, "arrow": "↑" if spec.get("higher_is_better", True) else "↓",
-                    "unit": spec.get("unit", "") or "", "description": spec.get("description", ""),
-                    "kind": "cost" if name in COST_METRICS else "quality"}
-                   for name, spec in data.metric_specs.items() if name in metrics_present]
+    return [{"name": name, "arrow": "↑" if spec.get("higher_is_better", True) else "↓",
+             "unit": spec.get("unit", "") or "", "description": spec.get("description", ""),
+             "kind": "cost" if name in COST_METRICS else "quality"}
+            for name, spec in data.metric_specs.items() if name in metrics_present]
 
-    non_native = [{"dataset": r.dataset, "method": r.method, "scale": int(r.scale), "n": int(r.n)}
-                  for r in data.non_native.itertuples()]
-    batched = _batched(rows)
-    device = run.get("device", {}) or {}
-    devices_in_rows = sorted({d for d in rows.get("device", pd.Series(dtype=str)) if d}) if len(rows) else []
+
+def _run_facts(data: RunData) -> dict:
+    """What run.json and the rows say about the run as a whole (title, protocol, device, versions, ...)."""
+    root, run, rows = data.run_dir, data.run, data.rows
     ds = run.get("dataset", {}) or {}
-    profile = data.profile
-    protocol = data.protocol
+    profile, protocol = data.profile, data.protocol
     return {
         "title": f"Super-resolution benchmark: {ds.get('name') or ', '.join(sorted(set(rows['dataset']))) or 'run'}",
         "run_name": root.name,
@@ -152,8 +199,8 @@ def build_context(data: RunData) -> dict:
         "y_only": protocol == "y-only",
         "protocol_text": run.get("protocol_text") or "not recorded in run.json",
         "dataset": ds,
-        "device": device,
-        "devices_in_rows": devices_in_rows,
+        "device": run.get("device", {}) or {},
+        "devices_in_rows": sorted({d for d in rows.get("device", pd.Series(dtype=str)) if d}) if len(rows) else [],
         "precision": _precision_summary(run),
         "git_revision": run.get("git_revision") or "unknown",
         "packages": sorted((run.get("packages") or {}).items()),
@@ -162,22 +209,51 @@ def build_context(data: RunData) -> dict:
         "started": run.get("started") or "—",
         "finished": run.get("finished") or "—",
         "command": run.get("command") or "",
-        "sections": sections,
-        "findings": findings_mod.as_records(found),
-        "headline": findings_mod.headline(found),
-        "heatmaps": [{"title": sec["title"], "path": sec["figures"]["heatmap"]} for sec in sections
-                     if sec["figures"]["heatmap"]],
         "methods_told": run.get("methods_told") or {},
-        "curves": curves,
-        "failures": failures,
-        "unavailable": list(unavailable.values()),
-        "methods": methods,
-        "metric_defs": metric_defs,
-        "non_native": non_native,
-        "batched": batched,
-        "n_rows": int(len(rows)),
-        "method_order": data.methods,
     }
+
+
+# --- draw: the figures, written under the run folder --------------------------------------------------------------
+@dataclass
+class Figures:
+    """Every figure of a report, drawn once: image crops, kernel figures, per-section plots, training curves."""
+
+    crops: list = field(default_factory=list)
+    kernels: dict = field(default_factory=dict)  # (dataset, degradation, scale) -> KernelFigure
+    plots: dict = field(default_factory=dict)  # group key -> {"tradeoff": path, ...}
+    curves: list = field(default_factory=list)  # (method, scale, path)
+
+    def for_group(self, group: Group, root: Path) -> dict:
+        """A section's figure entries (paths relative to the run folder)."""
+        return {
+            "figures": {name: _rel(path, root) for name, path in self.plots[group.key].items()},
+            "crops": [{"image": c.image, "path": _rel(c.path, root), "window": c.window, "missing": c.missing}
+                      for c in self.crops
+                      if c.dataset == group.dataset and c.scale == group.scale and c.degradation == group.degradation],
+            "kernels": _kernel_context(self.kernels.get((group.dataset, group.degradation, int(group.scale))), root),
+        }
+
+
+def draw_figures(data: RunData, groups: list[Group]) -> Figures:
+    root = data.run_dir
+    fig_dir, crop_dir = root / "figures", root / "crops"
+    figures = Figures(crops=crops_mod.render_crops(data, crop_dir),
+                      kernels={(k.dataset, k.degradation, k.scale): k
+                               for k in kernels_mod.render_kernels(data, fig_dir)})
+    for group in groups:
+        df, key, title = group.rows, group.key, group.title
+        figures.plots[key] = {
+            "tradeoff": plots.tradeoff(data, df, fig_dir / f"tradeoff_{key}.png",
+                                       f"{title}: quality vs time per image"),
+            "categories": plots.category_bars(data, df, fig_dir / f"categories_{key}.png",
+                                              f"{title}: per-category means (95% CI)"),
+            "paired": plots.paired(data, df, PAIRED_METRICS, fig_dir / f"paired_{key}.png",
+                                   f"{title}: per-image differences, internal − external"),
+            "heatmap": plots.gain_heatmap(data, df, fig_dir / f"gain_{key}.png",
+                                          f"{title}: PSNR-Y gain over bicubic per category"),
+        }
+    figures.curves = plots.training_curves(data, fig_dir)
+    return figures
 
 
 def _batched(rows: pd.DataFrame) -> list[dict]:

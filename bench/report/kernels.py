@@ -1,7 +1,7 @@
 """Estimated blur kernels next to the true ones: one figure per (dataset, degradation, scale) where a blind method
 saved its estimates, and the kernel-accuracy numbers behind it.
 
-Accuracy (zssr.kernels.kernel_error): the relative L2 error of a kernel against the true one, both centred, so that
+Accuracy (zssr.kernel_math.kernel_error): the relative L2 error of a kernel against the true one, both centred, so that
 offsets (which ZSSR removes anyway) do not count. The bicubic kernel's error is shown as the reference a blind
 method must beat: it is what a method that assumes bicubic uses.
 """
@@ -43,14 +43,14 @@ def read_kernel(path: Path) -> np.ndarray | None:
 
 def _true_kernel(run_dir: Path, cell: Cell) -> np.ndarray | None:
     if cell.degradation.split("+")[0] == "bicubic":
-        from zssr.kernels import bicubic_kernel
+        from zssr.kernel_math import bicubic_kernel
 
         return bicubic_kernel(cell.scale)
     return read_kernel(run_dir / kernel_path(cell))
 
 
 def render_kernels(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -> list[KernelFigure]:
-    from zssr.kernels import bicubic_kernel, kernel_error
+    from zssr.kernel_math import bicubic_kernel, kernel_error
 
     figures: list[KernelFigure] = []
     cells = data.cells
@@ -94,7 +94,7 @@ def _plot(images, methods, found, truth, errors, path: Path, title: str) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from zssr.kernels import centred
+    from zssr.kernel_math import centred
 
     columns = ["true"] + methods
     fig, axes = plt.subplots(len(images), len(columns), figsize=(1.9 * len(columns), 1.9 * len(images) + 0.5),

@@ -1,4 +1,5 @@
-"""LR synthesis under the published protocol: mod-crop, MATLAB bicubic (or a given kernel), round to uint8."""
+"""The evaluation protocol: how an HR image becomes its LR input (mod-crop, MATLAB bicubic or a given kernel, rounded
+to uint8), the Y channel the metrics read (rgb_to_y), and the protocol's description in reports (PROTOCOL_TEXT)."""
 from __future__ import annotations
 
 import hashlib
@@ -35,7 +36,7 @@ def matlab_resize_uint8(img: np.ndarray, factor: float) -> np.ndarray:
 
 def kernel_downscale_uint8(img: np.ndarray, kernel: np.ndarray, scale: int) -> np.ndarray:
     """Blur with a given kernel and subsample (the ZSSR paper's non-bicubic degradation), rounded to uint8."""
-    from zssr.kernels import degrade_with_kernel
+    from zssr.kernel_math import degrade_with_kernel
 
     x = img.astype(np.float64) / 255.0
     out = degrade_with_kernel(x if x.ndim == 3 else x[..., None], kernel, scale)
