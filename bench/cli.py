@@ -10,9 +10,24 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+def _nonempty_csv(text: str) -> tuple[str, ...]:
+    """A list the user gave must name something: `--methods ','` is a mistake, not "the defaults"."""
+    names = _csv(text)
+    if not names:
+        raise argparse.ArgumentTypeError(f"an empty list ({text!r}); name at least one, or leave the option out for "
+                                         "the defaults")
+    return names
+
+
+def _out_folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty folder name; give a folder, or leave --out out for the default")
+    return Path(text)
+
+
 def _scales(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(t) for t in _csv(text))
+        return tuple(int(t) for t in _nonempty_csv(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"scales are integers separated by commas, e.g. 2,3,4 (got {text!r})")
 
@@ -23,11 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run methods over a dataset, write results.csv, run.json and the report")
     run.add_argument("--dataset", default="builtin", help="dataset name (see `list`) or a folder of images whose subfolders are categories")
-    run.add_argument("--images", type=_csv, default=(),
+    run.add_argument("--images", type=_nonempty_csv, default=(),
                      help="comma-separated image names: only these images of the dataset (default: all); the cells "
                           "are the ones a run over the whole dataset makes, so a later full run into the same "
                           "folder resumes them")
-    run.add_argument("--methods", type=_csv, default=(), help="comma-separated method names (default: the profile's defaults)")
+    run.add_argument("--methods", type=_nonempty_csv, default=(), help="comma-separated method names (default: the profile's defaults)")
     run.add_argument("--scales", type=_scales, default=(), help="comma-separated integer scales (default: the dataset's)")
     run.add_argument("--protocol", choices=["rgb", "y-only"], default="rgb",
                      help="rgb: methods upscale RGB, evaluated on Y; y-only: the classic bicubic-table protocol")
@@ -41,12 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=None, help="worker count for multi-worker executors")
     run.add_argument("--batch", default="auto", help="train up to K cells of one ZSSR method together (an integer, "
                      "or auto: 1 on a CPU, memory-bounded on CUDA); does not change a cell's identity")
-    run.add_argument("--out", type=Path, default=None, help="output folder (default reports/<dataset>/<profile>-<protocol>)")
-    run.add_argument("--no-resume", action="store_true", help="start over instead of resuming the output folder")
+    run.add_argument("--out", type=_out_folder, default=None, help="output folder (default reports/<dataset>/<profile>-<protocol>)")
+    run.add_argument("--no-resume", action="store_true", help="start over instead of resuming the output folder "
+                     "(the previous results.csv and superseded.csv are moved aside with a timestamp)")
+    run.add_argument("--force-out", action="store_true", help="write into an --out folder that is not empty and is "
+                     "not a run folder of this suite (refused otherwise)")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--metrics", type=_csv, default=("psnr-y", "ssim-y", "psnr-rgb", "lpips-alex"),
+    run.add_argument("--metrics", type=_nonempty_csv, default=("psnr-y", "ssim-y", "psnr-rgb", "lpips-alex"),
                      help="comma-separated quality metrics; added to a finished folder, only they are computed")
-    run.add_argument("--degradation", type=_csv, default=("bicubic",),
+    run.add_argument("--degradation", type=_nonempty_csv, default=("bicubic",),
                      help="comma-separated degradations, each steps joined with + (bicubic, aniso-gaussian, "
                           "kernel:<file.mat>, noise[:sigma], jpeg[:quality]); the plan runs once per degradation")
     run.add_argument("--kernel", default=None, help="a .mat blur kernel (variable `Kernel`): the degradation "
@@ -75,7 +93,7 @@ def cmd_run(args) -> int:
                          seed=args.seed, metrics=args.metrics, executor=args.executor, workers=args.workers,
                          save_images=not args.no_images, kernel=args.kernel, degradations=args.degradation,
                          precision=args.precision, time_budget=args.time_budget, wait=not args.no_wait,
-                         batch=args.batch)
+                         batch=args.batch, force_out=args.force_out)
     summary = run(options, render=not args.no_report)
     for line in summary.notices:
         print(f"note: {line}", file=sys.stderr)
@@ -130,6 +148,12 @@ def cmd_list(_args) -> int:
 def cmd_report(args) -> int:
     from bench.report import render_report
 
+    from bench.results import read_results
+
+    results = Path(args.run_dir) / "results.csv"
+    if results.is_file() and not len(read_results(results)):
+        print(f"note: {Path(args.run_dir) / 'results.csv'} holds no cells (only its header); the report is empty",
+              file=sys.stderr)
     for path in render_report(args.run_dir).values():
         print(f"report: {path}")
     return 0

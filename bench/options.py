@@ -1,6 +1,7 @@
 """What a user asks of a run (the command line's options), before anything is resolved."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ DEFAULT_METHODS = {
 
 # Options that do not change a cell's numbers: a resumed run may differ in them (it says so in one line).
 # `images` too: a selection runs the same cells as the whole dataset would (bench.datasets.select_images).
-NOT_IN_IDENTITY = ("device", "executor", "workers", "save_images", "time_budget", "batch", "images")
+NOT_IN_IDENTITY = ("device", "executor", "workers", "save_images", "time_budget", "batch", "images", "force_out")
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,29 @@ class RunOptions:
     wait: bool = True  # another run holds the output folder: wait for it (False: stop with a message)
     # cells of one batchable method (ZSSR) trained together, up to this many: "auto" or an integer >= 1
     batch: str = "auto"
+    # write into an --out folder that exists, is not empty and is not a run folder of this suite (else refused)
+    force_out: bool = False
 
     def __post_init__(self) -> None:
         # a request naming a scale, method or metric twice means it once
         for name in ("images", "methods", "scales", "metrics", "degradations"):
             object.__setattr__(self, name, tuple(dict.fromkeys(getattr(self, name))))
+        self.validate()
+
+    def validate(self) -> None:
+        """What can be checked without resolving anything: ValueError naming the option and what to give."""
+        if self.time_budget is not None and not (isinstance(self.time_budget, (int, float))
+                                                 and math.isfinite(self.time_budget)):
+            raise ValueError(f"time budget {self.time_budget!r}: give a finite number of seconds")
+        if self.out is not None:
+            text = str(self.out)
+            if not text.strip():
+                raise ValueError("--out is empty; give a folder for the run's results (or leave --out out for "
+                                 "reports/<dataset>/<profile>-<protocol>)")
+            path = Path(text).expanduser()
+            if path.resolve() == Path(path.resolve().anchor):
+                raise ValueError(f"--out {text}: the file system's root cannot be a run folder; give a folder "
+                                 "of its own")
 
     def degradation_specs(self) -> tuple[str, ...]:
         specs = list(self.degradations) or ["bicubic"]

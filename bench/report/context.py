@@ -176,6 +176,9 @@ def build_context(data: RunData) -> dict:
         "non_native": non_native,
         "batched": batched,
         "n_rows": int(len(rows)),
+        "n_cells": int(len(data.cells) + len(errors)),  # finished, failed or unavailable: 0 for a header-only file
+        # one-line remarks about the inputs (alpha dropped, folders skipped or followed), said once in bench.log too
+        "notes": list(ds.get("notes") or []),
         "method_order": data.methods,
     }
 
