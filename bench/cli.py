@@ -107,7 +107,7 @@ def cmd_run(args) -> int:
         print("nothing to run: every cell was already done")
     elif t.get("wall_seconds") and t.get("outside_methods_share") is not None and args.executor == "local":
         print(f"wall {t['wall_seconds']:.1f} s, of which in the methods {t['method_seconds']:.1f} s "
-              f"({100 * t['outside_methods_share']:.1f}% outside: data, metrics, writing, report)")
+              f"({100 * t['outside_methods_share']:.1f}% outside: set-up and downloads, data, metrics, writing, report)")
     for path in summary.report.values():
         print(f"report: {path}")
     if summary.unavailable:

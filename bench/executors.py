@@ -272,6 +272,9 @@ def run_ray(session, todo: list[WorkBatch], writer: ResultsWriter, out: Path) ->
     @ray.remote(max_restarts=0)
     class CellWorker:
         def __init__(self, spec):
+            # an actor belongs to the driver's job: Ray ends it when the driver dies (the owner is gone); and if
+            # the local Ray processes that started it die with the driver, it goes with them
+            die_with_parent()
             self.runner = _build_runner(spec)
 
         def run(self, batch):

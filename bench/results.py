@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 
 import pandas as pd
 
-from bench.paths import safe_component
+from bench.pathnames import safe_component
 
 COLUMNS = [
     "dataset", "category", "image", "image_sha", "degradation", "scale", "method", "config_id", "protocol", "profile",

@@ -126,8 +126,9 @@ def _problems(rows) -> tuple[list[dict], list[dict]]:
 
 
 def _timing(rows, n_run: int, cells_seconds: float, wall_seconds: float) -> dict:
-    """How this session's wall time splits between the methods (load + upscale calls, this session's rows only)
-    and everything else (data, LR synthesis, metrics, writing, report). Worker executors overlap cells, so their
+    """How this session's wall time (from the start of set-up: a weight download counts) splits between the
+    methods (load + upscale calls, this session's rows only) and everything else (set-up, data, LR synthesis,
+    metrics, writing, report). Worker executors overlap cells, so their
     share is not comparable. Nothing run: no split."""
     timing = {"wall_seconds": round(wall_seconds, 3), "cells_seconds": round(cells_seconds, 3), "items_run": n_run}
     if n_run == 0:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from bench.paths import safe_component, unique_names
+from bench.pathnames import safe_component, unique_names
 from bench.results import Cell, input_paths
 from bench.report.load import RunData
 

@@ -29,7 +29,7 @@ DPI = 100
 
 
 def slug(text: str) -> str:
-    from bench.paths import safe_component  # the one way a name becomes part of a path (distinct names stay apart)
+    from bench.pathnames import safe_component  # the one way a name becomes part of a path
 
     return safe_component(text)
 
