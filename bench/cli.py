@@ -12,17 +12,32 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+def _nonempty_csv(text: str) -> tuple[str, ...]:
+    """A list the user gave must name something: `--methods ','` is a mistake, not "the defaults"."""
+    names = _csv(text)
+    if not names:
+        raise argparse.ArgumentTypeError(f"an empty list ({text!r}); name at least one, or leave the option out for "
+                                         "the defaults")
+    return names
+
+
+def _out_folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty folder name; give a folder, or leave --out out for the default")
+    return Path(text)
+
+
 def _scales(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(t) for t in _csv(text))
+        return tuple(int(t) for t in _nonempty_csv(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"scales are integers separated by commas, e.g. 2,3,4 (got {text!r})")
 
 
 def _parse_for(annotation: str) -> Callable[[str], Any]:
     """The argument parser of a RunOptions field's type (its annotation, as written)."""
-    parsers = {"tuple[str, ...]": _csv, "tuple[int, ...]": _scales, "int": int, "int | None": int,
-               "float | None": float, "Path | None": Path, "str": str, "str | None": str}
+    parsers = {"tuple[str, ...]": _nonempty_csv, "tuple[int, ...]": _scales, "int": int, "int | None": int,
+               "float | None": float, "Path | None": _out_folder, "str": str, "str | None": str}
     if annotation not in parsers:  # a new field's type: say where to teach it
         raise TypeError(f"RunOptions field of type {annotation!r}: add its parser to bench.cli._parse_for")
     return parsers[annotation]
@@ -85,7 +100,7 @@ def cmd_run(args) -> int:
         print("nothing to run: every cell was already done")
     elif t.get("wall_seconds") and t.get("outside_methods_share") is not None and args.executor == "local":
         print(f"wall {t['wall_seconds']:.1f} s, of which in the methods {t['method_seconds']:.1f} s "
-              f"({100 * t['outside_methods_share']:.1f}% outside: data, metrics, writing, report)")
+              f"({100 * t['outside_methods_share']:.1f}% outside: set-up and downloads, data, metrics, writing, report)")
     for path in summary.report.values():
         print(f"report: {path}")
     if summary.unavailable:
@@ -125,7 +140,11 @@ def cmd_list(_args) -> int:
 
 def cmd_report(args) -> int:
     from bench.report import render_report
+    from bench.results import read_results
 
+    results = Path(args.run_dir) / "results.csv"
+    if results.is_file() and not len(read_results(results)):
+        print(f"note: {results} holds no cells (only its header); the report is empty", file=sys.stderr)
     for path in render_report(args.run_dir).values():
         print(f"report: {path}")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import io
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -19,7 +20,7 @@ import numpy as np
 
 from bench import paths
 from bench.fetch import DownloadError, atomic_write, download, sha256_bytes, sha256_file
-from bench.images import IMAGE_SUFFIXES, load_image
+from bench.images import IMAGE_SUFFIXES, has_alpha, load_image
 
 PACKAGE_SCHEME = "package:"  # package:<module>/<path inside the installed package>
 
@@ -65,6 +66,7 @@ class Dataset:
     folder: Path | None = None  # set for folder datasets
     extra: dict = field(default_factory=dict)
     skipped: tuple[str, ...] = ()  # folder datasets: files left out (hidden, not an image), said once in the log
+    notes: tuple[str, ...] = ()  # folder datasets: one-line remarks for the log and the report (alpha, links, ...)
 
     @property
     def categories(self) -> list[str]:
@@ -79,18 +81,20 @@ class Dataset:
             _verify_pixels(img, image, image.url)
             return img
         root = paths.data_root()
-        if root is not None and (root / self.name / image.file).is_file():
-            local = root / self.name / image.file
+        if root is not None and (local := paths.inside(root / paths.safe_component(self.name), image.file)).is_file():
             img = load_image(local)
             _verify_pixels(img, image, str(local))
             return img
-        cached = paths.cache_root() / "datasets" / self.name / image.file
+        cache = paths.cache_root() / "datasets"
+        cached = paths.inside(cache / paths.safe_component(self.name), image.file)
         if cached.is_file():
             img = load_image(cached)
             try:
                 _verify_pixels(img, image, str(cached))
                 return img
             except DatasetError:
+                if not paths.is_within(cached, cache):  # a link out of the cache: never delete what it points to
+                    raise
                 cached.unlink()  # corrupt cache entry: fetch again
         return self._download(image, cached)
 
@@ -165,12 +169,22 @@ def available() -> list[str]:
     return sorted(p.stem for p in paths.DATASET_DEFS.glob("*.toml"))
 
 
+def is_registered_name(name: str) -> bool:
+    """A name that can only mean a registered dataset: no path separator, no `..`, nothing but safe characters."""
+    return paths.safe_component(name) == name and "/" not in name and os.sep not in name
+
+
 def load_dataset(name_or_path: str) -> Dataset:
+    """A dataset is a registered name (a file of bench/dataset_defs, see `available()`) or an existing folder;
+    anything else (a path to a .toml file, a name with separators or `..`) is an error."""
     if not str(name_or_path).strip():
         raise DatasetError("no dataset given (DATASET is empty); name one (`python -m bench list`) or give a folder")
     candidate = Path(name_or_path).expanduser()
     if name_or_path not in available() and candidate.is_dir():
         return folder_dataset(candidate)
+    if not is_registered_name(name_or_path):
+        raise DatasetError(f"dataset {name_or_path!r}: not a registered dataset name (those have no path separators "
+                           f"or ..; known: {', '.join(available())}) and not an existing folder")
     definition = paths.DATASET_DEFS / f"{name_or_path}.toml"
     if not definition.is_file():
         close = difflib.get_close_matches(name_or_path, available(), n=3)
@@ -178,6 +192,7 @@ def load_dataset(name_or_path: str) -> Dataset:
         raise DatasetError(f"unknown dataset {name_or_path!r} (and no such folder).{hint}")
     spec = tomllib.loads(definition.read_text())
     images = tuple(DatasetImage(**im) for im in spec.pop("images"))
+    _check_definition(spec.get("name"), images, definition)
     _check_unique(images, name_or_path)
     return Dataset(
         name=spec.pop("name"), version=str(spec.pop("version")), description=spec.pop("description", ""),
@@ -207,12 +222,51 @@ def _hidden(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts)  # ._img.png, .ipynb_checkpoints/, .DS_Store
 
 
+RUN_FOLDER_MARKERS = ("run.json", ".lock")  # what this suite writes into every run folder
+
+
+def is_run_folder(folder: Path) -> bool:
+    return any((Path(folder) / marker).is_file() for marker in RUN_FOLDER_MARKERS)
+
+
+def _walk(folder: Path) -> tuple[list[Path], list[str], list[str], list[str]]:
+    """(files, run folders skipped, symlinked folders followed, links skipped: into the dataset or above it), relative to `folder`.
+    A symlinked category folder is followed (a category kept elsewhere is a common layout); a link back into a
+    folder already walked is not (it would list the same images twice, or for ever)."""
+    files, runs, linked, loops = [], [], [], []
+    seen: set[Path] = set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        here = Path(root)
+        for d in sorted(dirs):
+            sub = here / d
+            rel = sub.relative_to(folder)
+            if is_run_folder(sub):  # an --out inside the dataset: its crops and outputs are not images to rate
+                runs.append(str(rel))
+                dirs.remove(d)
+            elif sub.is_symlink():
+                real = sub.resolve()
+                if real in seen or paths.is_within(real, folder) or paths.is_within(folder, real):
+                    loops.append(str(rel))  # inside the dataset (walked anyway) or above it (a loop)
+                    dirs.remove(d)
+                else:
+                    seen.add(real)
+                    linked.append(str(rel))
+        dirs.sort()
+        files += [here / n for n in sorted(names)]
+    return sorted(files), runs, linked, loops
+
+
 def folder_dataset(folder: Path) -> Dataset:
     """A user's folder: images directly inside get the folder's name as category; subfolders are categories.
-    Hidden files and folders are skipped, and so are files that are not images (both listed in `skipped`)."""
+    Hidden files and folders are skipped, and so are files that are not images (both listed in `skipped`), and
+    run folders of this suite inside it (an --out in the dataset). Symlinked folders are followed."""
     folder = folder.resolve()
+    if is_run_folder(folder):
+        raise DatasetError(f"{folder}: this is a run folder of this suite (it holds run.json or .lock), not a "
+                           "dataset; give the folder of images")
+    found, runs, linked, loops = _walk(folder)
     files, skipped = [], []
-    for p in sorted(folder.rglob("*")):
+    for p in found:
         if not p.is_file():
             continue
         rel = p.relative_to(folder)
@@ -230,10 +284,36 @@ def folder_dataset(folder: Path) -> Dataset:
         images.append(DatasetImage(name=p.stem, category=category, file=str(rel), content_sha=sha256_file(p)))
     images_t = tuple(images)
     _check_unique(images_t, str(folder))
+    notes = []
+    if runs:
+        notes.append(f"skipped {len(runs)} run folder(s) of this suite inside the dataset (they hold run.json or "
+                     f".lock; their outputs are not images to rate): {', '.join(runs[:5])}")
+    if linked:
+        notes.append(f"followed {len(linked)} symlinked folder(s): {', '.join(linked[:5])}")
+    if loops:
+        notes.append(f"skipped {len(loops)} symlinked folder(s) that lead into or above the dataset (their images would count twice): {', '.join(loops[:5])}")
+    alpha = [im.file for im in images_t if has_alpha(folder / im.file)]
+    if alpha:
+        notes.append(f"{len(alpha)} image(s) have an alpha channel, dropped (RGB is compared): "
+                     f"{', '.join(alpha[:5])}" + (" ..." if len(alpha) > 5 else ""))
     digest = hashlib.sha256("\n".join(f"{im.file}:{im.content_sha}" for im in images_t).encode())
     return Dataset(name=folder.name, version=f"folder-{digest.hexdigest()[:12]}", description=f"images under {folder}",
                    images=images_t, default_scales=(2, 4), source=str(folder), folder=folder,
-                   skipped=tuple(skipped))
+                   skipped=tuple(skipped), notes=tuple(notes))
+
+
+def _check_definition(name, images: tuple[DatasetImage, ...], where: Path) -> None:
+    """A dataset file's names become paths (cache, data root, run folder): each must stay where it is put."""
+    if not isinstance(name, str) or not is_registered_name(name):
+        raise DatasetError(f"{where}: dataset name {name!r} must be letters, digits, '.', '_' or '-' (no separators "
+                           "or ..)")
+    for im in images:
+        try:
+            paths.inside(Path("."), im.file)
+        except ValueError as exc:
+            raise DatasetError(f"{where}: image {im.name!r}: file {exc}") from None
+        if not str(im.name).strip():
+            raise DatasetError(f"{where}: an image has an empty name (file {im.file})")
 
 
 def _check_unique(images: tuple[DatasetImage, ...], where: str) -> None:

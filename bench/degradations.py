@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,6 +182,8 @@ def parse(spec: str) -> Degradation:
                 value = float(param)
             except ValueError:
                 raise ValueError(f"degradation {spec!r}: {name} takes a number, got {param!r}") from None
+            if not math.isfinite(value):  # noise:inf (or 1e400) would make a pure 0/255 image, recorded as ok
+                raise ValueError(f"degradation {spec!r}: {name} takes a finite number, got {param!r}")
             if (name == "noise" and not value > 0) or (name == "jpeg" and not (1 <= value <= 100 and value == int(value))):
                 raise ValueError(f"degradation {spec!r}: noise sigma must be > 0 and jpeg quality an integer 1-100")
         steps.append(Step(name, param))

@@ -102,14 +102,49 @@ def _build_runner(spec: WorkerSpec) -> CellRunner:
     return CellRunner(session, Path(spec.out))
 
 
+def die_with_parent() -> None:
+    """Make this worker process end when its driver does, however the driver ends (SIGKILL included): on Linux the
+    kernel sends SIGKILL at the parent's death (prctl PR_SET_PDEATHSIG); everywhere, a thread watches the parent's
+    sentinel (a pipe that closes when the parent exits) and exits. A worker blocked reading its inbox would never
+    see the driver go otherwise: it holds both ends of that queue's pipe itself."""
+    import threading
+
+    parent = mp.parent_process()
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watcher thread below still applies
+    if parent is None:
+        return
+    if not parent.is_alive():  # the driver died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        from multiprocessing.connection import wait
+
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-driver", daemon=True).start()
+
+
 def _worker_main(spec: WorkerSpec, inbox, outbox, worker_id: int) -> None:
+    die_with_parent()
     runner = _build_runner(spec)
-    outbox.send(("ready", worker_id, None))
-    while True:
-        batch = inbox.get()
-        if batch is None:
-            return
-        outbox.send(("done", worker_id, runner.run(batch)))
+    try:
+        outbox.send(("ready", worker_id, None))
+        while True:
+            batch = inbox.get()
+            if batch is None:
+                return
+            outbox.send(("done", worker_id, runner.run(batch)))
+    except (BrokenPipeError, EOFError, ConnectionResetError):  # the driver is gone: nobody to work for
+        os._exit(1)
 
 
 def _worker_devices(device, workers: int | None) -> list[tuple[str, int | None]]:
@@ -262,6 +297,9 @@ def run_ray(session, todo: list[WorkBatch], writer: ResultsWriter, out: Path) ->
     @ray.remote(max_restarts=0)
     class CellWorker:
         def __init__(self, spec):
+            # an actor belongs to the driver's job: Ray ends it when the driver dies (the owner is gone); and if
+            # the local Ray processes that started it die with the driver, it goes with them
+            die_with_parent()
             self.runner = _build_runner(spec)
 
         def run(self, batch):

@@ -3,6 +3,7 @@ pip-based archive cache), verified by the caller before caching."""
 from __future__ import annotations
 
 import hashlib
+import sys
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -23,7 +24,13 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def announce(what: str) -> None:
+    """One line on stderr before a download starts: on a slow or black-holed network the wait is not silent."""
+    print(f"fetching {what} ...", file=sys.stderr, flush=True)
+
+
 def http_get(url: str, timeout: float = 30.0) -> bytes:
+    announce(f"{url} (gives up after {timeout:.0f} s without an answer)")
     req = urllib.request.Request(url, headers={"User-Agent": "zssr-bench"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:

@@ -31,8 +31,6 @@ def _load_16bit(path: Path) -> np.ndarray:
     if arr is None:
         raise ImageError(f"{path}: cannot decode this 16-bit image; re-save it as an 8-bit or 16-bit PNG")
     if arr.ndim == 3:
-        if arr.shape[2] == 4:
-            warnings.warn(f"{path}: alpha channel dropped", stacklevel=3)
         arr = arr[:, :, 2::-1] if arr.shape[2] >= 3 else arr[:, :, 0]
     scaled = np.round(arr.astype(np.float64) / 257.0) if arr.dtype == np.uint16 else arr
     return np.ascontiguousarray(np.clip(scaled, 0, 255).astype(np.uint8))
@@ -41,8 +39,8 @@ def _load_16bit(path: Path) -> np.ndarray:
 def load_image(path: str | Path) -> np.ndarray:
     """Load an image as uint8: RGB (H, W, 3) or grayscale (H, W).
 
-    Accepts RGB, L, RGBA/LA (alpha dropped with a warning), palette, 1-bit, CMYK and 16-bit images, and GIFs
-    (the first frame).
+    Accepts RGB, L, RGBA/LA (alpha dropped: the benchmark compares colour; a dataset says so once, see
+    has_alpha), palette, 1-bit, CMYK and 16-bit images, and GIFs (the first frame).
     """
     path = Path(path)
     if not path.is_file():
@@ -72,7 +70,6 @@ def _to_uint8_array(im: Image.Image, path: Path) -> np.ndarray:
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         mode = im.mode
     if mode in ("RGBA", "LA", "PA"):
-        warnings.warn(f"{path}: alpha channel dropped", stacklevel=3)
         im = im.convert("RGB" if mode != "LA" else "L")
     elif mode == "1":
         im = im.convert("L")
@@ -85,6 +82,21 @@ def _to_uint8_array(im: Image.Image, path: Path) -> np.ndarray:
     elif mode not in ("RGB", "L"):
         im = im.convert("RGB")
     return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
+
+
+def has_alpha(path: str | Path) -> bool:
+    """Whether an image file has an alpha channel (read from its header; False when it cannot be read)."""
+    path = Path(path)
+    try:
+        if _png_bit_depth(path) is not None:
+            with open(path, "rb") as fh:
+                color_type = fh.read(26)[25]
+            if color_type in (4, 6):  # grey + alpha, RGB + alpha
+                return True
+        with Image.open(path) as im:
+            return im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+    except (OSError, SyntaxError, ValueError, IndexError):
+        return False
 
 
 def save_image(path: str | Path, img: np.ndarray) -> None:

@@ -1,6 +1,7 @@
 """What a user asks of a run (the command line's options), before anything is resolved."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ DEFAULT_METHODS = {
 
 # Options that do not change a cell's numbers: a resumed run may differ in them (it says so in one line).
 # `images` too: a selection runs the same cells as the whole dataset would (bench.datasets.select_images).
-NOT_IN_IDENTITY = ("device", "executor", "workers", "save_images", "time_budget", "batch", "images")
+NOT_IN_IDENTITY = ("device", "executor", "workers", "save_images", "time_budget", "batch", "images", "force_out")
 
 
 def option(default, help: str, **cli) -> Any:
@@ -46,7 +47,8 @@ class RunOptions:
                           "GPU, quick on CPU", choices=("auto", "quick", "paper"))
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     out: Path | None = option(None, "output folder (default reports/<dataset>/<profile>-<protocol>)")
-    resume: bool = option(True, "start over instead of resuming the output folder", flag="--no-resume")
+    resume: bool = option(True, "start over instead of resuming the output folder (the previous results.csv and "
+                          "superseded.csv are moved aside with a timestamp)", flag="--no-resume")
     seed: int = option(0, "the run's seed, from which every cell's own is derived")
     metrics: tuple[str, ...] = option(DEFAULT_METRICS, "comma-separated quality metrics; added to a finished "
                                       "folder, only they are computed")
@@ -70,11 +72,29 @@ class RunOptions:
                         flag="--no-wait")
     batch: str = option("auto", "train up to K cells of one ZSSR method together (an integer, or auto: 1 on a CPU, "
                         "memory-bounded on CUDA); does not change a cell's identity")
+    force_out: bool = option(False, "write into an --out folder that is not empty and is not a run folder of this "
+                             "suite (refused otherwise)")
 
     def __post_init__(self) -> None:
         # a request naming a scale, method or metric twice means it once
         for name in ("images", "methods", "scales", "metrics", "degradations"):
             object.__setattr__(self, name, tuple(dict.fromkeys(getattr(self, name))))
+        self.validate()
+
+    def validate(self) -> None:
+        """What can be checked without resolving anything: ValueError naming the option and what to give."""
+        if self.time_budget is not None and not (isinstance(self.time_budget, (int, float))
+                                                 and math.isfinite(self.time_budget)):
+            raise ValueError(f"time budget {self.time_budget!r}: give a finite number of seconds")
+        if self.out is not None:
+            text = str(self.out)
+            if not text.strip():
+                raise ValueError("--out is empty; give a folder for the run's results (or leave --out out for "
+                                 "reports/<dataset>/<profile>-<protocol>)")
+            path = Path(text).expanduser()
+            if path.resolve() == Path(path.resolve().anchor):
+                raise ValueError(f"--out {text}: the file system's root cannot be a run folder; give a folder "
+                                 "of its own")
 
     def degradation_specs(self) -> tuple[str, ...]:
         specs = list(self.degradations) or ["bicubic"]

@@ -42,10 +42,12 @@ class Pending:
     superseded: set[tuple] = field(default_factory=set)  # cells of an image whose content has changed since
 
 
-def pending_work(plan: list[WorkItem], states: dict[tuple, CellState], out: Path) -> Pending:
+def pending_work(plan: list[WorkItem], states: dict[tuple, CellState], out: Path,
+                 images: tuple[ds.DatasetImage, ...] | None = None) -> Pending:
     """What is left: new cells run; failed ones run again; finished ones lacking a requested metric get just that
-    metric from their saved output (or run again when the output is gone). Cells of the same image name with other
-    content are superseded (moved out of the table)."""
+    metric from their saved output (or run again when the output is gone). Cells of this dataset whose image is no
+    longer in it as it is now (`images`: the whole dataset, not just the images selected; default: the plan's) are
+    superseded (moved out of the table): the image's content changed, or it was deleted or renamed."""
     todo, done, retry = [], 0, set()
     for item in plan:
         state = states.get(item.cell.key)
@@ -64,10 +66,34 @@ def pending_work(plan: list[WorkItem], states: dict[tuple, CellState], out: Path
         else:
             retry.add(item.cell.key)
             todo.append(item)
-    current = {(i.cell.dataset, i.cell.image): i.cell.image_sha for i in plan}
-    superseded = {key for key in states
-                  if (key[0], key[1]) in current and key[2] != current[(key[0], key[1])]}
+    datasets = {i.cell.dataset for i in plan}
+    current = ({im.name: im.content_id for im in images} if images is not None
+               else {i.cell.image: i.cell.image_sha for i in plan})
+    superseded = {key for key in states if key[0] in datasets and current.get(key[1]) != key[2]}
     return Pending(todo=todo, n_done=done, retry=retry, superseded=superseded)
+
+
+def find_renames(states: dict[tuple, CellState], dataset: str, images: tuple[ds.DatasetImage, ...]
+                 ) -> dict[tuple, tuple[str, str]]:
+    """Cells of an image that is gone by its old name while an image with the same content (content_id) is there
+    under a new one: old cell key -> (new name, new category). Such a cell is the same measurement (its LR image
+    is drawn from the content, not the name), so it is kept under the new name, not computed again. An old name
+    still in the dataset is not a rename (two images may share content)."""
+    names = {im.name for im in images}
+    by_content: dict[str, list[ds.DatasetImage]] = {}
+    for im in images:
+        by_content.setdefault(im.content_id, []).append(im)
+    renames, claimed = {}, set()
+    for key in sorted(states):
+        if key[0] != dataset or key[1] in names or key[2] not in by_content:
+            continue
+        for im in by_content[key[2]]:
+            new_key = (key[0], im.name) + tuple(key[2:])
+            if new_key not in states and new_key not in claimed:
+                renames[key] = (im.name, im.category)
+                claimed.add(new_key)
+                break
+    return renames
 
 
 @dataclass(frozen=True)

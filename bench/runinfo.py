@@ -59,7 +59,7 @@ def write_run_json(out: Path, session, finished: bool, timing: dict | None = Non
         "device": {"type": session.device.type, "name": device_name(session.device)},
         "dataset": {"name": dataset.name, "version": dataset.version, "n_images": len(dataset.images),
                     "categories": dataset.categories, "source": dataset.source, "licence": dataset.licence,
-                    "skipped_files": list(dataset.skipped)},
+                    "skipped_files": list(dataset.skipped), "notes": list(getattr(dataset, "notes", ()))},
         "degradations": [{"id": d.id, "spec": d.spec, "description": d.description} for d in degradations],
         # who saw what: blind methods the LR image only; non-blind ones also the parts of the truth they ask for
         "methods_told": {n: (f"the LR image and the degradation's true {' and '.join(m.told)} (non-blind)"

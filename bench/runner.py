@@ -11,8 +11,9 @@ from pathlib import Path
 
 from bench.executors import run_items
 from bench.options import DEFAULT_METHODS, NOT_IN_IDENTITY, RunOptions  # noqa: F401 (DEFAULT_METHODS re-exported)
-from bench.plan import make_plan, pending_work
-from bench.results import END_METRIC, ResultsWriter, cell_states, exclusive, read_results
+from bench.plan import find_renames, make_plan, pending_work
+from bench.results import (END_METRIC, ResultsWriter, cell_states, check_same_dataset, exclusive, read_results,
+                           set_aside)
 from bench.runinfo import write_run_json
 from bench.session import build_session, check_out_folder, default_out
 
@@ -40,10 +41,11 @@ class RunSummary:
 
 
 def run(options: RunOptions, render: bool = True) -> RunSummary:
+    began = time.perf_counter()  # the wall time counts set-up too (a weight download, a slow network)
     session = build_session(options)
-    out = check_out_folder(options.out or default_out(session))
+    out = check_out_folder(options.out or default_out(session), force=options.force_out)
     _configure_logging(out)
-    notices = []
+    notices = list(session.notices) + list(session.dataset.notes)
     if session.dataset.skipped:
         notices.append(f"skipped {len(session.dataset.skipped)} file(s) of {session.dataset.name} (hidden or not an "
                        f"image): {', '.join(session.dataset.skipped[:10])}"
@@ -55,25 +57,39 @@ def run(options: RunOptions, render: bool = True) -> RunSummary:
         print(message, file=sys.stderr, flush=True)
 
     with exclusive(out, wait=options.wait, on_wait=waiting):
-        return _run_locked(session, out, render, notices)
+        return _run_locked(session, out, render, notices, began)
 
 
-def _run_locked(session, out: Path, render: bool, notices: list[str]) -> RunSummary:
+def _run_locked(session, out: Path, render: bool, notices: list[str], began: float | None = None) -> RunSummary:
     options = session.options
     results_path = out / "results.csv"
     if not options.resume:
-        for stale in (results_path, out / "superseded.csv"):
-            stale.unlink(missing_ok=True)
+        moved = [(p.name, aside.name) for p in (results_path, out / "superseded.csv") if (aside := set_aside(p))]
+        if moved:
+            notices.append("--no-resume: the previous results were moved aside, not deleted: "
+                           + "; ".join(f"{a} -> {b}" for a, b in moved))
     notices += _option_differences(out / "run.json", options)
     writer = ResultsWriter(results_path)
+    if writer.duplicates_removed:
+        notices.append(f"{results_path.name} held {writer.duplicates_removed} row(s) of cells written twice; each "
+                       "cell counts once (its last block): the file was rewritten without the repeats")
+    check_same_dataset(read_results(results_path), session.dataset.name, results_path)
     plan = make_plan(session)
-    pending = pending_work(plan, cell_states(read_results(results_path)), out)
+    images = session.all_images or session.dataset.images
+    renames = find_renames(cell_states(read_results(results_path)), session.dataset.name, images)
+    if renames:
+        writer.rename_images(renames)
+        pairs = sorted({(old[1], new[0]) for old, new in renames.items()})
+        notices.append(f"{len(pairs)} image(s) were renamed since they ran (same content): their {len(renames)} "
+                       "cell(s) are kept under the new name, not computed again: "
+                       + ", ".join(f"{a} -> {b}" for a, b in pairs[:5]) + (" ..." if len(pairs) > 5 else ""))
+    pending = pending_work(plan, cell_states(read_results(results_path)), out, images)
     if pending.superseded:
         n = writer.move_out(pending.superseded, out / "superseded.csv")
-        notices.append(f"{len(pending.superseded)} cell(s) of images whose content changed since they ran were moved "
-                       f"to superseded.csv ({n} rows); those images are computed again")
+        notices.append(f"{len(pending.superseded)} cell(s) of images whose content changed, or that are no longer in "
+                       f"the dataset, were moved to superseded.csv ({n} rows); they no longer count")
     writer.drop_cells(pending.retry)
-    for line in notices:
+    for line in dict.fromkeys(notices):
         log.warning(line)
     log.info("%s: %d cells, %d already done, %d to run on %s (profile %s, degradations %s)", session.dataset.name,
              len(plan), pending.n_done, len(pending.todo), session.device, session.profile,
@@ -96,7 +112,7 @@ def _run_locked(session, out: Path, render: bool, notices: list[str]) -> RunSumm
         from bench.report import render_report
 
         summary.report = render_report(out)
-    summary.timing = _timing(mine, n_run, cells_seconds, time.perf_counter() - start)
+    summary.timing = _timing(mine, n_run, cells_seconds, time.perf_counter() - (start if began is None else began))
     write_run_json(out, session, finished=True, timing=summary.timing)
     return summary
 
@@ -110,8 +126,9 @@ def _problems(rows) -> tuple[list[dict], list[dict]]:
 
 
 def _timing(rows, n_run: int, cells_seconds: float, wall_seconds: float) -> dict:
-    """How this session's wall time splits between the methods (load + upscale calls, this session's rows only)
-    and everything else (data, LR synthesis, metrics, writing, report). Worker executors overlap cells, so their
+    """How this session's wall time (from the start of set-up: a weight download counts) splits between the
+    methods (load + upscale calls, this session's rows only) and everything else (set-up, data, LR synthesis,
+    metrics, writing, report). Worker executors overlap cells, so their
     share is not comparable. Nothing run: no split."""
     timing = {"wall_seconds": round(wall_seconds, 3), "cells_seconds": round(cells_seconds, 3), "items_run": n_run}
     if n_run == 0:

@@ -34,6 +34,8 @@ class Session:
     config_ids: dict[str, str]
     explicit: frozenset[str]  # methods the user named (their being unavailable fails the run)
     batch_size: int = 1  # BATCH resolved for the device (resolve_batch)
+    all_images: tuple = ()  # the whole dataset's images (dataset.images is the --images selection): what is current
+    notices: tuple[str, ...] = ()  # one-line remarks found while resolving (said in the log and on stderr)
     id: str = field(default_factory=lambda: f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
 
     def degradation(self, degradation_id: str) -> Degradation:
@@ -83,6 +85,15 @@ def resolve_batch(batch: str, device: torch.device) -> int:
     return max(1, min(AUTO_BATCH_MAX, int(free * 0.5 // AUTO_BATCH_BYTES_PER_PROBLEM)))
 
 
+def batch_notice(batch: str, device: torch.device) -> str | None:
+    """A warning for an explicit BATCH > 1 on a CPU, with the measured reason (README, "Batched ZSSR")."""
+    if device.type == "cuda" or str(batch).strip() == "auto" or int(batch) <= 1:
+        return None
+    return (f"BATCH={int(batch)} on a CPU: batched ZSSR is slower there, not faster (measured: 6.96 s vs 3.21 s per "
+            "cell with BATCH=1, held-out 96 px crops, quick profile); leave BATCH=auto (1 on a CPU) unless you are "
+            "measuring it")
+
+
 # BATCH=auto. CPU: 1, measured (see README, "Batched ZSSR"). CUDA: as many problems as half the free memory holds
 # at ~1 GiB each (a paper-profile step of the original network needs ~0.2 GiB of activations per problem; the
 # rest is headroom for the per-problem final test of up to 2k x 2k outputs), at most 16.
@@ -117,16 +128,18 @@ def build_session(options: RunOptions, device: str | None = None, threads: int |
     dev = select_device(device or options.device)
     profile = resolve_profile(options.profile, dev)
     resolve_precision(options.precision, dev)  # an unknown name, or fp16 on a CPU: an error before any cell
-    dataset = ds.select_images(ds.load_dataset(options.dataset), options.images)
+    whole = ds.load_dataset(options.dataset)
+    dataset = ds.select_images(whole, options.images)
     scales = _scales(options, dataset)
     names = list(options.methods) or DEFAULT_METHODS[profile]
     explicit = frozenset(options.methods)
     methods = {name: _create(name, profile, options.precision, dev, explicit=name in explicit) for name in names}
     ids = {n: config_id(n, m, profile, options.protocol, options.seed) for n, m in methods.items()}
     extra = {"id": session_id} if session_id else {}
+    notices = tuple(n for n in (batch_notice(options.batch, dev),) if n)
     return Session(options=options, device=dev, profile=profile, dataset=dataset, degradations=degradations,
                    scales=scales, metrics=metrics, methods=methods, config_ids=ids, explicit=explicit,
-                   batch_size=resolve_batch(options.batch, dev), **extra)
+                   batch_size=resolve_batch(options.batch, dev), all_images=whole.images, notices=notices, **extra)
 
 
 def _create(name: str, profile: str, precision: str, device: torch.device, explicit: bool):
@@ -181,14 +194,23 @@ def _placeholder(name: str, profile: str, reason: str):
 def default_out(session: Session) -> Path:
     from bench.paths import reports_root
 
-    return reports_root() / session.dataset.name / f"{session.profile}-{session.options.protocol}"
+    from bench.paths import safe_component
+
+    return reports_root() / safe_component(session.dataset.name) / f"{session.profile}-{session.options.protocol}"
 
 
-def check_out_folder(path: Path) -> Path:
-    """The output folder, created; an existing file or an unwritable place is an error naming the path."""
+def check_out_folder(path: Path, force: bool = False) -> Path:
+    """The output folder, created; an existing file or an unwritable place is an error naming the path, and so is
+    a folder that holds other things and is not a run folder of this suite (unless `force`: --force-out)."""
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise ValueError(f"--out {path}: is a file, not a folder; give a folder for the run's results")
+    if path.is_dir() and not force and not ds.is_run_folder(path) and not (path / "results.csv").is_file():
+        others = sorted(p.name for p in path.iterdir())
+        if others:
+            raise ValueError(f"--out {path}: the folder is not empty ({len(others)} entries, e.g. "
+                             f"{', '.join(others[:3])}) and is not a run folder of this suite; give a new or empty "
+                             "folder, or add --force-out to write into it anyway")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"

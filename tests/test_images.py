@@ -22,12 +22,20 @@ def test_rgb_and_gray_roundtrip(tmp_path):
     assert gray.ndim == 2 and np.array_equal(gray, rgb[..., 0])
 
 
-def test_rgba_drops_alpha_with_warning(tmp_path):
+def test_rgba_drops_alpha_and_has_alpha_tells(tmp_path):
+    """The alpha is dropped without a raw Python warning (the dataset notes it once: tests/test_trust.py)."""
+    import warnings
+
+    from bench.images import has_alpha
+
     rgba = np.dstack([_rgb(), np.full((40, 48), 7, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    with pytest.warns(UserWarning, match="alpha"):
+    Image.fromarray(_rgb()).save(tmp_path / "b.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         out = load_image(tmp_path / "a.png")
     assert out.shape == (40, 48, 3) and np.array_equal(out, rgba[..., :3])
+    assert has_alpha(tmp_path / "a.png") and not has_alpha(tmp_path / "b.png")
 
 
 def test_palette_image(tmp_path):

@@ -369,8 +369,9 @@ def test_empty_results(tmp_path):
     run.mkdir()
     (run / "results.csv").write_text(",".join(COLUMNS) + "\n")
     paths = render_report(run)
-    assert "None: every cell finished." in paths["markdown"].read_text()
-    assert paths["html"].is_file()
+    text = paths["markdown"].read_text()
+    assert "No cells" in text and "every cell finished" not in text  # zero cells is not "all finished"
+    assert paths["html"].is_file() and "every cell finished" not in paths["html"].read_text()
 
 
 def test_missing_results_is_a_clear_error(tmp_path):

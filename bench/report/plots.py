@@ -29,7 +29,9 @@ DPI = 100
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "x"
+    from bench.pathnames import safe_component  # the one way a name becomes part of a path
+
+    return safe_component(text)
 
 
 def _plain_log(axis) -> None:

@@ -15,14 +15,31 @@ from bench.report.tables import Table
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def md_escape(value) -> str:
-    """Safe inside a GitHub table cell: no pipes, no line breaks."""
+def md_escape(value) -> Markup:
+    """Safe inside a GitHub table cell: no raw HTML, no pipes, no line breaks. Markup: escaped once, not again."""
     text = "" if value is None else str(value)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+    return Markup(text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "").replace("\n", "<br>"))
 
 
-def md_table(table: Table) -> str:
+def md_text(value) -> Markup:
+    """Every value report.md prints without a filter: raw HTML in a name (an image, a category, a method, a
+    dataset) is escaped, as index.html's autoescape does. Markup (a table, a value already escaped) passes."""
+    if isinstance(value, Markup):
+        return value
+    text = "" if value is None else str(value)
+    return Markup(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def md_code(value) -> Markup:
+    """A code span holding `value` verbatim (HTML is not interpreted inside one; entities would show as typed)."""
+    text = ("" if value is None else str(value)).replace("\n", " ")
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return Markup(f"{fence}{pad}{text}{pad}{fence}")
+
+
+def md_table(table: Table) -> Markup:
     header = ["method"] + [c.header for c in table.columns]
     lines = ["| " + " | ".join(md_escape(h) for h in header) + " |",
              "|" + "---|" + "|".join("---:" if c.key != "family" else "---" for c in table.columns) + "|"]
@@ -37,7 +54,7 @@ def md_table(table: Table) -> str:
     out = "\n".join(lines)
     if table.notes:
         out += "\n\n" + "\n".join(f"*{md_escape(n)}*" for n in table.notes)
-    return out
+    return Markup(out)
 
 
 def html_code(value) -> Markup:
@@ -75,10 +92,13 @@ def html_table(table: Table) -> Markup:
 
 
 def _env(autoescape: bool) -> jinja2.Environment:
+    # markdown has no autoescape of its own: every printed value goes through md_text instead
+    extra = {} if autoescape else {"finalize": md_text}
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=autoescape,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                             undefined=jinja2.StrictUndefined)
+                             undefined=jinja2.StrictUndefined, **extra)
     env.filters["md"] = md_escape
+    env.filters["mdcode"] = md_code
     env.filters["code"] = html_code
     env.globals["mdtable"] = md_table
     env.globals["htmltable"] = html_table
