@@ -134,7 +134,7 @@ def _iterations(group: pd.DataFrame) -> str:
     restarts = group["restarts"].fillna(0) if "restarts" in group else pd.Series(0, index=group.index)
     retried = group[restarts > 0]["image"].tolist()
     return (f"{_range(it, 0)} (mean {it.mean():.0f})"
-            + (f"; retried/restarted: {', '.join(retried)}" if retried else ""))
+            + (f"; `restarts` on {', '.join(retried)}" if retried else ""))
 
 
 def _dates(group: pd.DataFrame) -> str:
@@ -244,10 +244,10 @@ def summary_block(all_entries: list[Entry]) -> str:
 
 def folder_section(folder: Folder, folder_entries: list[Entry]) -> list[str]:
     run = folder.data.run
-    command = "python -m bench " + " ".join(str(run.get("command", "")).split()[1:]) if run.get("command") else "-"
+    command = _command(folder, folder_entries)
     lines = [f"### `{folder.name}`", "",
              f"{folder.dataset}, seed {folder.seed}, profile {run.get('profile')}, protocol {run.get('protocol')}, "
-             f"device {(run.get('device') or {}).get('name')}, {run.get('threads')} threads. Last command:", "",
+             f"device {(run.get('device') or {}).get('name')}, {run.get('threads')} threads. To compute it again, or resume it (finished cells are kept):", "",
              f"```bash\n{command}\n```", ""]
     header = ["method", "precision", "scale", "images", "PSNR-Y (range)", "SSIM-Y", "LPIPS", "s / image (range)",
               "iterations", "measured"]
@@ -272,6 +272,18 @@ def folder_section(folder: Folder, folder_entries: list[Entry]) -> list[str]:
                      "restarts"], rows)
     lines += ["", "</details>", ""]
     return lines
+
+
+def _command(folder: Folder, folder_entries: list[Entry]) -> str:
+    """The `bench run` line that covers every cell of the folder (its sessions may each have run a part)."""
+    options = folder.data.run.get("options") or {}
+    scales = ",".join(str(s) for s in sorted({e.scale for e in folder_entries}))
+    methods = ",".join(dict.fromkeys(e.method for e in sorted(folder_entries, key=lambda e: _order(e.method))))
+    seed = f" --seed {folder.seed}" if folder.seed else ""
+    return (f"python -m bench run --dataset {folder.dataset} --protocol {options.get('protocol', 'rgb')} "
+            f"--profile {options.get('profile', 'paper')} --precision {options.get('precision', 'auto')} "
+            f"--degradation {','.join(options.get('degradations') or ['bicubic'])} --scales {scales} "
+            f"--methods {methods}{seed} --out reports/reproduce/{folder.name}")
 
 
 def comparison_sections(all_entries: list[Entry]) -> list[str]:
