@@ -23,7 +23,7 @@ BENCH_ARGS = $(foreach v,$(RUN_VARIABLES),$(call run_flag,$(v))) $(if $(filter 0
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: setup bench test weights list clean-venv lint device-kit device-rehearsal reproduce reproduce-fast
+.PHONY: setup bench test weights list clean-venv lint device-kit device-rehearsal reproduce reproduce-fast reproduction-doc
 
 setup: $(STAMP)
 
@@ -66,6 +66,10 @@ reproduce-fast: $(STAMP)
 			--out reports/reproduce/$$ds-original-seed0; \
 		$(REPRODUCE) --precision $(or $(PRECISION),auto) --dataset $$ds --scales 2 --methods bicubic,zssr-fast \
 			--out reports/reproduce/$$ds-fast-seed0; done
+
+# docs/reproduction.md and the README's results block, from the committed reports/reproduce/*/results.csv.
+reproduction-doc: $(STAMP)
+	$(PY) tools/make_reproduction_doc.py
 
 weights: $(STAMP)
 	$(PY) -m bench weights $(if $(METHODS),--methods '$(METHODS)')
