@@ -9,7 +9,11 @@ shuffle, interpolation) is not, as in the SR literature's tables.
 The meta-device forward still costs Python time per operation (about 1 ms; RRDBNet's 1,000 operations: about a
 second), so `network_flops` counts a pixel-proportional network once, at three small probe sizes, and scales the
 count to every image (exact: each convolution's count is a whole number per output pixel); other networks are
-counted once per input shape.
+counted once per input shape. Measured on the 2-core development CPU under a load of ~18 (so roughly 9x slower
+than idle): RRDBNet's three probes 27 s once per process, then nothing per cell; realesr-animevideov3 1.7 s once;
+DAT-light is not pixel-proportional (its window attention pads and splits by axis) and costs one count per
+distinct LR shape, 18-21 s there (about 2 s idle) - more than 2 % of a DAT-light cell on a GPU: cache its counts
+across runs (they depend only on the shape and the weights' architecture) before wiring it for GPU sessions.
 
 For the harness (not wired yet): `forward_cost(method, lr_shape, scale)` gives {"flops", "parameters"} of one
 forward of a pretrained method's network at a cell's LR size, or {} for a method that does not expose its network
