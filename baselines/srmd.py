@@ -15,8 +15,12 @@ How a told degradation becomes SRMD's (k, sigma), see `srmd_kernel`:
   the non-negative 15 x 15 kernel k_b with k_b conv b_s closest to k_t in least squares (both centred): the "k_b under the
   bicubic downsampler" of the authors' direct-downsampler demo, computed here instead of taken from their model
   files. A k_t narrower than b_s has no such k_b; the residual is reported (stats "kernel-fit-error").
-- SRMD's published general-degradation numbers use blur then bicubic downscaling, not this project's `kernel:`
-  grid; reproducing them needs a degradation step "kernel then MATLAB bicubic" (not in bench/ yet).
+  MATLAB's cubic has no second moment, so for smooth kernels k_b is close to k_t itself; the fit matters for
+  kernels narrower than the cubic's support and for `kernel:` files that already contain the bicubic blur.
+- SRMD's published general-degradation numbers use blur, then MATLAB bicubic downscaling (imfilter 'replicate').
+  A `kernel:` file holding conv(k, zssr.kernels.bicubic_kernel(s)) degrades the same way up to the image border
+  (the harness reflects); SRMD is then told k back (fit residual ~0). A degradation step "kernel then bicubic"
+  would make this first-class (bench/, not done here).
 - a kernel whose weight lies outside SRMD's 15 x 15 support (more than SUPPORT_MASS_LIMIT of it, after centring)
   cannot be represented: `check_told` raises, naming the kernel and the limit.
 """
