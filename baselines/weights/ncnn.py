@@ -171,3 +171,39 @@ def srvgg_from_ncnn(paths: list[Path]) -> dict[str, torch.Tensor]:
     if len(shuffle) != 1 or shuffle[0].int_param(0) != scale or 3 * scale * scale != out_ch:
         raise ValueError(f"last conv has {out_ch} channels; expected 3 * s^2 with one PixelShuffle({scale})")
     return sd
+
+
+def plain_srnet_from_ncnn(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """A plain super-resolution network (SRMD, SRMDNF) from [.param, .bin]: 3x3 convolutions (padding 1, bias),
+    ReLU after each but the last, then one PixelShuffle. Keys `body.{0,2,4,..}` (a Sequential of conv, ReLU, ...,
+    conv), so that `baselines.srmd.SRMDNet` loads them strictly."""
+    layers = read_model(paths[0], paths[1])
+    convs = [l for l in layers if l.type == "Convolution"]
+    others = sorted({l.type for l in layers} - {"Input", "Convolution", "PixelShuffle"})
+    shuffle = [l for l in layers if l.type == "PixelShuffle"]
+    if others or len(shuffle) != 1 or len(convs) < 2:
+        raise ValueError(f"{paths[0]}: expected Input, convolutions and one PixelShuffle; found layer types "
+                         f"{sorted({l.type for l in layers})} ({len(convs)} convolutions)")
+    scale = shuffle[0].int_param(0)
+    if shuffle[0].int_param(1):  # ncnn's mode 1 is the depth-to-space order, not PyTorch's pixel_shuffle
+        raise ValueError(f"{paths[0]}: PixelShuffle mode {shuffle[0].int_param(1)} is not supported (only 0)")
+    sd: dict[str, torch.Tensor] = {}
+    for i, layer in enumerate(convs):
+        last = i == len(convs) - 1
+        k, pad = layer.int_param(1), layer.int_param(4)
+        if k != 3 or pad != 1 or not layer.int_param(5):
+            raise ValueError(f"{layer.name}: expected a 3x3 convolution with padding 1 and a bias "
+                             f"(kernel {k}, padding {pad}, bias {layer.int_param(5)})")
+        if layer.int_param(9) != (0 if last else 1):  # 1: ReLU fused into the convolution
+            raise ValueError(f"{layer.name}: activation {layer.int_param(9)}, expected "
+                             f"{'none (output layer)' if last else 'ReLU (9=1)'}")
+        w = layer.weights["weight"]
+        if i and w.shape[1] != convs[i - 1].int_param(0):
+            raise ValueError(f"{layer.name}: takes {w.shape[1]} channels, the previous layer gives "
+                             f"{convs[i - 1].int_param(0)}")
+        sd[f"body.{2 * i}.weight"] = _tensor(w)
+        sd[f"body.{2 * i}.bias"] = _tensor(layer.weights["bias"])
+    out_ch = convs[-1].int_param(0)
+    if out_ch != 3 * scale * scale:
+        raise ValueError(f"last convolution has {out_ch} channels; PixelShuffle({scale}) needs 3 * {scale}^2")
+    return sd

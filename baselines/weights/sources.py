@@ -37,6 +37,15 @@ def kit_root() -> Path:
     return root
 
 
+def reference_root() -> Path:
+    """The project's reference data (`ZSSR_BENCH_REFERENCE`, e.g. ../shared/reference): the offline source of data
+    files that no package index serves. An error (a skipped source) when unset."""
+    root = settings.reference_root()
+    if root is None:
+        raise FileNotFoundError("skipped: ZSSR_BENCH_REFERENCE is not set (no reference data)")
+    return root
+
+
 def torch_home() -> Path:
     return settings.torch_home()
 
