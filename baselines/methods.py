@@ -25,10 +25,7 @@ PRETRAINED_NAMES = tuple(PRETRAINED)
 for _name in PRETRAINED_NAMES:
     METHODS.register(_name, "baselines.pretrained:method_class()")
 
-# issue 38: RealSR (pretrained table) and SRMD (non-blind: told the kernel and noise level)
-PRETRAINED_NAMES += ("realsr-df2k", "realsr-df2k-jpeg")
-METHODS.register("realsr-df2k", "baselines.pretrained:method_class()")
-METHODS.register("realsr-df2k-jpeg", "baselines.pretrained:method_class()")
+# external, non-blind: SRMD is told each cell's kernel and noise level (the external twin of zssr-true-kernel)
 METHODS.register("srmd", "baselines.srmd:SRMD")
 METHODS.register("srmd-nf", "baselines.srmd:SRMDNF")
 

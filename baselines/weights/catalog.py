@@ -1,6 +1,8 @@
 """Every weight file the suite uses, declared once: name, final checksum, sources in order of preference."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from baselines.weights.converters import kit_copy
 from baselines.weights.sources import LocalFile, PipMember, Url, WeightFile, reference_root, torch_home
 
@@ -167,6 +169,8 @@ _DECLARATIONS: tuple[WeightFile, ...] = (
         filename="srmd_pca_matlab.mat",
         checksum="sha256:3b485dfbca9c38ced6b4fb56494882e0560be81522213cf8fc280e3ad095502a",
         sources=(
+            # a copy of the authors' file (11 KB, MIT) ships with the package, so SRMD works offline and in CI
+            LocalFile(lambda: Path(__file__).parent / "data" / "srmd_pca_matlab.mat"),
             LocalFile(lambda: reference_root() / "srmd" / "srmd_pca_matlab.mat"),
             Url(f"https://raw.githubusercontent.com/cszn/KAIR/{_SRMD_PCA_COMMIT}/kernels/srmd_pca_matlab.mat"),
         ),
