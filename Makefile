@@ -33,7 +33,7 @@ BENCH_ARGS = --dataset '$(DATASET)' --protocol $(PROTOCOL) --profile $(PROFILE) 
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: setup bench test weights list clean-venv lint device-kit device-rehearsal reproduce reproduce-fast
+.PHONY: setup bench test weights list clean-venv lint device-kit device-rehearsal reproduce reproduce-fast study
 
 setup: $(STAMP)
 
@@ -96,3 +96,12 @@ device-rehearsal: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# A declared study (studies/$(STUDY).toml): `make study STUDY=<name>` runs what is left of it (resumable) into
+# reports/studies/<name>/ and renders docs/studies/<name>.md and .html; ESTIMATE=1 prints the cells to run, done and
+# reused and the estimated CPU hours, and runs nothing; RENDER_ONLY=1 renders the document from the results alone.
+STUDY ?=
+study: $(STAMP)
+	@test -n '$(STUDY)' || { echo "give a study: make study STUDY=<name> (studies/<name>.toml)"; exit 2; }
+	$(PY) -m bench.study $(if $(filter 1,$(RENDER_ONLY)),render,$(if $(filter 1,$(ESTIMATE)),estimate,run)) '$(STUDY)' \
+		$(if $(filter 1,$(RENDER_ONLY)),,--device $(DEVICE) --batch $(BATCH))
