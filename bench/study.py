@@ -350,7 +350,8 @@ def estimate_lines(study: Study, states: list[UnitState], model) -> tuple[list[s
             row["seconds"] += seconds
             row["bases"].add(basis)
         if st.unit.reused and st.problems:
-            row["notes"].add(f"{len(st.problems)} reused cell(s) missing or different in {st.unit.out}")
+            row["notes"].add(f"{len(st.problems)} reused cell(s) missing or different in {st.unit.out}, e.g. "
+                             f"{st.problems[0]}; `run` refuses to go on until they match")
         if st.unit.subset_rule:
             row["notes"].add(f"subset: {st.unit.subset_rule}")
     lines = [f"study {study.name} ({study.path}): profile {study.profile}, precision {study.precision}, seeds "
@@ -426,11 +427,15 @@ def cmd_run(study: Study, args) -> int:
     lines, _ = estimate_lines(study, states, measured_costs(study.root / "reports"))
     print("\n".join(lines), flush=True)
     reuse_problems = [(st, p) for st in states if st.unit.reused for p in st.problems]
-    if reuse_problems:
+    if reuse_problems and args.accept_reuse_mismatch:
+        print(f"note: {len(reuse_problems)} reused cell(s) differ from what the study would compute; used as they are "
+              "(--accept-reuse-mismatch) and flagged in the document's caveats", file=sys.stderr)
+    elif reuse_problems:
         shown = "\n".join(f"  {st.unit.out}: {p}" for st, p in reuse_problems[:20])
         raise ValueError(f"the reused cells do not match what the study would compute ({len(reuse_problems)} "
                          f"problem(s)); the study does not recompute reused cells:\n{shown}\nfix the declaration "
-                         "(scales, degradations, profile, precision, seed) or the reused folder")
+                         "(scales, degradations, profile, precision, seed) or the reused folder, or run with "
+                         "--accept-reuse-mismatch to use them as they are, flagged in the document")
     status = 0
     for st in states:
         if st.status != "ready":
@@ -475,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: the current folder)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (as for `bench run`)")
     ap.add_argument("--batch", default="auto", help="ZSSR cells trained together (as for `bench run`)")
+    ap.add_argument("--accept-reuse-mismatch", action="store_true",
+                    help="with run: use reused cells whose identity differs from the study's (flagged in the "
+                         "document) instead of stopping")
     ap.add_argument("--dry-run", "--estimate", dest="dry_run", action="store_true",
                     help="with run: print the estimate and stop")
     return ap

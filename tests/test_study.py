@@ -110,6 +110,15 @@ def test_study_runs_resumes_and_renders_byte_for_byte(folder, tmp_path, capsys):
     for _ in range(2):
         assert _run(["render", "tiny", "--root", str(root)], capsys)[0] == 0
         assert _files(root) == first
+    # the crops of the largest disagreements need the SR images: a page beside the results, not in the document
+    crops = root / "reports" / "studies" / "tiny" / "crops"
+    assert (crops / "index.html").is_file() and len(list(crops.glob("*.png"))) == 2 * 3
+    # as from a fresh checkout (no SR images, no inputs, no crops): the document's bytes are the same
+    for path in list((root / "reports" / "studies" / "tiny").rglob("*")):
+        if path.is_dir() and path.name in ("sr", "inputs", "crops", "kernels", "curves"):
+            shutil.rmtree(path)
+    assert _run(["render", "tiny", "--root", str(root)], capsys)[0] == 0
+    assert _files(root) == first and not crops.exists()
 
     # the answer table's numbers are the paired differences of the rows: recompute one by hand
     rows = pd_rows(root, "bicubic")
@@ -171,6 +180,12 @@ def test_reused_cells_are_read_not_run_and_a_mismatch_is_refused(folder, tmp_pat
     assert not [c for c in fake_methods.CALLS if c[0] == "test-internal"]
     code, out = _run(["estimate", "tiny", "--root", str(root), "--device", "cpu"], capsys)
     assert code == 0 and "1 reused cell(s) missing or different" in out
+    # accepted on request: still not recomputed, and the document says they differ
+    code, out = _run(["run", "tiny", "--accept-reuse-mismatch", "--root", str(root), "--device", "cpu"], capsys)
+    assert code == 0, out
+    assert not [c for c in fake_methods.CALLS if c[0] == "test-internal"]
+    assert "Reused cells of test-internal differ from what the study would compute (1, e.g." in \
+        (root / "docs" / "studies" / "tiny.md").read_text()
 
 
 def test_estimate_names_what_does_not_exist_yet_and_runs_nothing(folder, tmp_path, capsys):

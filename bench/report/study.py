@@ -6,7 +6,7 @@ It answers first: one table, per category x degradation x scale, of the best met
 family, the best method of the other family (internal against external), their paired mean difference with its 95 %
 t-interval, wins out of images, and cost (seconds, and TFLOP where `flops` rows exist). Then generated sentences on
 where internal learning wins and loses, the per-category detail, the frontier, and the caveats. Crops of the largest
-disagreements need the SR images, which are not committed: `crops()` writes them to a separate, uncommitted page.
+disagreements need the SR images, which are not committed: `render_crops()` writes them to a separate, uncommitted page.
 """
 from __future__ import annotations
 
@@ -418,8 +418,7 @@ def frontier(sd: StudyData, path: Path) -> Path | None:
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
     labels = list(handles)
-    fig.suptitle(f"{sd.study.name}: quality against cost (grey: interpolation, red: internal, blue: external; "
-                 "line: the frontier)", fontsize=10)
+    fig.suptitle(f"{sd.study.name}: quality against cost", fontsize=10)
     fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 1))
     fig.legend([handles[k] for k in labels], labels, loc="lower center", ncol=min(6, max(1, len(labels))), fontsize=8,
                frameon=False)
@@ -450,8 +449,9 @@ def build_context(sd: StudyData, frontier_rel: str | None) -> dict:
             "command": f"make study STUDY={study.name} RENDER_ONLY=1"}
 
 
-def render_study(study) -> dict[str, Path]:
-    """Write docs/studies/<name>.md, <name>.html and <name>/frontier.png; returns their paths."""
+def render_study(study, crops: bool = True) -> dict[str, Path]:
+    """Write docs/studies/<name>.md, <name>.html and <name>/frontier.png, and where the SR images are at hand the
+    uncommitted crops page reports/studies/<name>/crops/index.html; returns their paths."""
     from bench.report.render import _env
 
     sd = load_study_data(study)
@@ -469,4 +469,68 @@ def render_study(study) -> dict[str, Path]:
     out = {"markdown": doc, "html": html_path}
     if figure:
         out["frontier"] = figure
+    if crops:  # not part of the document: the SR images it needs are not committed
+        page = render_crops(sd, study.out_root / "crops")
+        if page:
+            out["crops (not committed)"] = page
     return out
+
+
+# -- crops of the largest disagreements: an uncommitted extra (the SR images are not in the repository) -------------
+
+def render_crops(sd: StudyData, out_dir: Path, per_group: int = 3) -> Path | None:
+    """For each degradation x scale, the images on which the best internal and the best external method differ most
+    in PSNR-Y: HR, interpolation, both methods, the same window. Written to out_dir/index.html where the run folders
+    still hold their SR outputs; None where none does."""
+    import html
+
+    from bench.report import crops as crops_mod
+    from bench.results import Cell, input_paths
+
+    cells = sd.data.cells
+    if not len(cells) or "output" not in cells:
+        return None
+    outputs = {(r.method, r.image, int(r.scale), r.degradation): Path(r.folder) / r.output
+               for r in cells.itertuples() if r.output}
+    figures = []
+    for degradation, scale, df in _groups(sd):
+        c = family_contest(sd.data, df, "psnr-y")
+        if c is None:
+            continue
+        diff = paired_differences(sd.data, df, c.best, c.other, "psnr-y")
+        interpolation = [m for m in sd.data.methods_in(df) if sd.data.family(m) == "interpolation"][:1]
+        for image in diff.abs().sort_values(ascending=False, kind="stable").index[:per_group]:
+            methods = interpolation + [c.best, c.other]
+            arrays = [(m, crops_mod._read(outputs[(m, image, scale, degradation)]))
+                      for m in methods if (m, image, scale, degradation) in outputs]
+            arrays = [(m, a) for m, a in arrays if a is not None]
+            if len(arrays) < 2:
+                continue
+            first = df[df["image"] == image].iloc[0]
+            hr_rel, _ = input_paths(Cell(first["dataset"], "", image, first["image_sha"], degradation, scale, "", ""))
+            hr = crops_mod._read(Path(first["folder"]) / hr_rel)
+            h = min(a.shape[0] for _, a in arrays)
+            w = min(a.shape[1] for _, a in arrays)
+            size = int(min(h, w, max(24, min(h, w) // 4), 96))
+            top, left = crops_mod.best_window([a[:h, :w] for _, a in arrays], size)
+            panels = ([("HR (ground truth)", hr[:h, :w])] if hr is not None else []) + [
+                (crops_mod._label(m, crops_mod._values(df, m, image, scale)), a[:h, :w]) for m, a in arrays]
+            path = out_dir / f"{slug_text(degradation)}_x{scale}_{slug_text(image)}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            crops_mod.compose(panels, (top, left, size)).save(path)
+            figures.append((path.name, f"{degradation} ×{scale}, {image}: {c.best} − {c.other} = "
+                                       f"{diff[image]:+.2f} dB PSNR-Y"))
+    if not figures:
+        return None
+    body = "\n".join(f'<figure><img src="{html.escape(name)}"><figcaption>{html.escape(text)}</figcaption></figure>'
+                     for name, text in figures)
+    index = out_dir / "index.html"
+    index.write_text(f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(sd.study.name)}"
+                     f": largest disagreements</title></head><body><h1>{html.escape(sd.study.name)}: the largest "
+                     "disagreements between internal and external learning</h1>\n" + body + "\n</body></html>\n",
+                     encoding="utf-8")
+    return index
+
+
+def slug_text(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in str(text))
