@@ -275,3 +275,64 @@ def test_cost_model_measures_per_cell_and_per_megapixel_and_labels_guesses(tmp_p
     assert kg == pytest.approx(got + 270.0) and kg_basis.startswith("guess:")
     none, none_basis = cell_seconds(model, "no-such", "paper", 2, "categories", "astronaut")
     assert none == 60.0 and none_basis.startswith("guess:")
+
+
+def _fixture_study(root: Path) -> tuple[np.ndarray, list[str]]:
+    """A committed-style study written by hand: results.csv and run.json of two methods on the 7 builtin images,
+    with seconds and flops rows; returns the paired PSNR-Y differences (internal - external) and the images."""
+    import json
+
+    from bench.datasets import load_dataset
+    from bench.results import COLUMNS, END_METRIC, ResultsWriter
+
+    (root / "studies").mkdir(parents=True)
+    (root / "studies" / "fix.toml").write_text('datasets = ["builtin"]\ndegradations = ["bicubic"]\nscales = [2]\n'
+                                              'methods = ["test-internal", "test-external"]\nprofile = "quick"\n')
+    images = load_dataset("builtin").images
+    gains = np.array([0.5, 0.3, 0.4, -0.1, 0.2, 0.6, 0.1])
+    for method, family, seconds, flops in (("test-internal", "internal", 30.0, 2e12),
+                                           ("test-external", "external", 1.0, 5e11)):
+        folder = root / "reports" / "studies" / "fix" / "builtin-bicubic-seed0" / method
+        writer = ResultsWriter(folder / "results.csv")
+        for k, im in enumerate(images):
+            psnr = float(30 + 0.1 * k + (gains[k] if family == "internal" else 0.0))
+            base = dict(dataset="builtin", category=im.category, image=im.name, image_sha=im.content_id,
+                        degradation="bicubic", scale=2, method=method, config_id=f"cfg-{family}", protocol="rgb",
+                        profile="quick", native_scale="True", device="fixture CPU", session="s", output="", note="")
+            writer.append([{**base, "metric": "psnr-y", "value": psnr, "status": "ok"},
+                           {**base, "metric": "seconds-total", "value": seconds, "status": "ok"},
+                           {**base, "metric": "flops", "value": flops, "status": "ok"},
+                           {**base, "metric": END_METRIC, "value": 3.0, "status": "ok"}])
+        (folder / "run.json").write_text(json.dumps({
+            "git_revision": "fixture", "device": {"type": "cpu", "name": "fixture CPU"},
+            "degradations": [{"id": "bicubic", "spec": "bicubic"}],
+            "methods": {method: {"precision": "fp32", "info": {"family": family}}}}))
+    assert COLUMNS  # the writer validated every block against the columns
+    return gains, [im.name for im in images]
+
+
+def test_fixture_study_numbers_flops_and_sentences(tmp_path, capsys):
+    from scipy import stats
+
+    root = tmp_path / "repo"
+    gains, images = _fixture_study(root)
+    assert _run(["render", "fix", "--root", str(root)], capsys)[0] == 0
+    text = (root / "docs" / "studies" / "fix.md").read_text()
+    first = _files(root)
+    assert _run(["render", "fix", "--root", str(root)], capsys)[0] == 0
+    assert _files(root) == first  # byte for byte
+
+    half = stats.t.ppf(0.975, len(gains) - 1) * gains.std(ddof=1) / math.sqrt(len(gains))
+    interval = f"+{gains.mean():.2f} [{gains.mean() - half:.2f}, {gains.mean() + half:.2f}]"
+    line = next(line for line in text.splitlines() if line.startswith("| bicubic | ×2 | **all** |"))
+    # best on PSNR-Y: the internal method, at 30 s and 2 TFLOP per image; 6 of 7 images better
+    assert line.startswith(f"| bicubic | ×2 | **all** | 7 | test-internal | internal | 30 | 2 | test-external | "
+                           f"{interval} | 6/7 |"), line
+    # per category (one image each): the one loss is the category of the image with a negative gain
+    lost = images[int(np.argmin(gains))]
+    assert "internal learning is ahead of every external network on 6 of 7 categories" in text
+    assert "behind on 1 (by -0.10 dB; clearly on 0)" in text
+    assert f"Over all images test-internal against test-external: {interval} dB (95 % interval), better on 6 of 7 " \
+           "images, at 30 s against 1 s per image." in text
+    assert "No plan.json" in text and "fixture CPU" in text and lost
+    assert (root / "docs" / "studies" / "fix" / "frontier.png").is_file()

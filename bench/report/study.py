@@ -253,8 +253,10 @@ def wins_and_losses(sd: StudyData) -> list[str]:
                 leaders[leader] = leaders.get(leader, 0) + 1
             n = len(ahead) + len(behind)
             unit = _unit(metric)
-            span = lambda group: (f"{_signed(metric, min(m for m, c in margins if c in group))} to "  # noqa: E731
-                                  f"{_signed(metric, max(m for m, c in margins if c in group))}{unit}")
+            def span(group: list[str]) -> str:
+                low, high = (_signed(metric, f(m for m, c in margins if c in group)) for f in (min, max))
+                return (low if low == high else f"{low} to {high}") + unit
+
             parts = [f"{where}, internal learning is ahead of every external network on {len(ahead)} of {n} "
                      f"categor{'y' if n == 1 else 'ies'}"]
             if ahead:
