@@ -27,7 +27,7 @@ from pathlib import Path
 
 STUDY_KEYS = {"title", "question", "datasets", "degradations", "scales", "methods", "profile", "precision", "seeds",
               "protocol", "metrics", "method"}
-RULE_KEYS = {"scales", "degradations", "datasets", "per_category", "reuse"}
+RULE_KEYS = {"scales", "degradations", "datasets", "categories", "per_category", "reuse"}
 PROFILES = ("quick", "paper")
 
 
@@ -38,6 +38,7 @@ class MethodRule:
     scales: tuple[int, ...] | None = None  # only these of the study's scales
     degradations: tuple[str, ...] | None = None  # only these of the study's degradations
     datasets: tuple[str, ...] | None = None  # only these of the study's datasets
+    categories: tuple[str, ...] | None = None  # only images of these categories
     per_category: int | None = None  # a stratified subset: this many images per category (all where fewer)
     reuse: str | None = None  # a run folder (relative to the root) that already holds these cells: read, not run
 
@@ -140,6 +141,7 @@ def load_study(name_or_path: str, root: Path | None = None) -> Study:
             scales=_ints(rule["scales"], f"{where} scales", 2) if "scales" in rule else None,
             degradations=_strings(rule["degradations"], f"{where} degradations") if "degradations" in rule else None,
             datasets=_strings(rule["datasets"], f"{where} datasets") if "datasets" in rule else None,
+            categories=_strings(rule["categories"], f"{where} categories") if "categories" in rule else None,
             per_category=_ints(rule["per_category"], f"{where} per_category", 1)[0] if "per_category" in rule else None,
             reuse=str(rule["reuse"]) if "reuse" in rule else None)
         for what, mine, study_values in (("scales", parsed.scales, scales), ("degradations", parsed.degradations,
@@ -190,24 +192,32 @@ class Unit:
                           degradations=(self.degradation,), precision=study.precision, batch=batch, **extra)
 
 
-def stratified_subset(dataset: str, per_category: int) -> tuple[tuple[str, ...], str]:
-    """`per_category` images of every category (all of a smaller one), the first ones by content checksum: a choice
-    that depends on the images alone, not on their names or order in the declaration."""
+def stratified_subset(dataset: str, per_category: int | None,
+                      categories: tuple[str, ...] | None = None) -> tuple[tuple[str, ...], str]:
+    """`per_category` images of every category (all of a smaller one; None: all), the first ones by content
+    checksum: a choice that depends on the images alone, not on their names or order in the declaration.
+    `categories`: only those categories (each must exist)."""
     from bench.datasets import load_dataset
 
     images = load_dataset(dataset).images
+    known = sorted({im.category for im in images})
+    unknown = [c for c in categories or () if c not in known]
+    if unknown:
+        raise ValueError(f"dataset {dataset!r} has no categor{'y' if len(unknown) == 1 else 'ies'} "
+                         f"{', '.join(unknown)}; its categories: {', '.join(known)}")
     chosen = []
-    for category in sorted({im.category for im in images}):
+    for category in categories or known:
         members = sorted((im for im in images if im.category == category), key=lambda im: (im.content_id, im.name))
-        chosen += [im.name for im in members[:per_category]]
-    rule = (f"{per_category} image(s) per category, the first by pixel checksum (sha256 of the decoded pixels), "
-            f"{len(chosen)} of {len(images)}")
-    return tuple(sorted(chosen)), rule
+        chosen += [im.name for im in members[:per_category or len(members)]]
+    parts = ([f"categories {', '.join(categories)}"] if categories else []) + (
+        [f"{per_category} image(s) per category, the first by pixel checksum (sha256 of the decoded pixels)"]
+        if per_category else [])
+    return tuple(sorted(chosen)), f"{'; '.join(parts)}: {len(chosen)} of {len(images)} images"
 
 
 def study_units(study: Study) -> list[Unit]:
     units = []
-    subsets: dict[tuple[str, int], tuple[tuple[str, ...], str]] = {}
+    subsets: dict[tuple, tuple[tuple[str, ...], str]] = {}
     for dataset in study.datasets:
         for degradation in study.degradations:
             for seed in study.seeds:
@@ -219,10 +229,10 @@ def study_units(study: Study) -> list[Unit]:
                         continue
                     scales = tuple(s for s in study.scales if not rule.scales or s in rule.scales)
                     images, subset_rule = (), ""
-                    if rule.per_category:
-                        key = (dataset, rule.per_category)
+                    if rule.per_category or rule.categories:
+                        key = (dataset, rule.per_category, rule.categories)
                         if key not in subsets:
-                            subsets[key] = stratified_subset(dataset, rule.per_category)
+                            subsets[key] = stratified_subset(dataset, rule.per_category, rule.categories)
                         images, subset_rule = subsets[key]
                     out = (study.root / rule.reuse) if rule.reuse else folder / slug(method)
                     units.append(Unit(dataset, degradation, seed, method, scales, images, out, bool(rule.reuse),

@@ -225,6 +225,14 @@ def test_stratified_subset_is_per_category_by_checksum_and_stated(folder, tmp_pa
     assert f"test-internal (bicubic) ran on a declared subset: 1 image(s) per category" in text
     assert "(n=1)" in text or "(1)" in text  # the doc marks the smaller image count
 
+    # restricted to categories: only their images (all of them without per_category); an unknown one is an error
+    _study(root, folder, degradations=("bicubic",), extra='[method."test-internal"]\ncategories = ["b"]\n')
+    unit = next(u for u in st.study_units(st.load_study("tiny", root)) if u.method == "test-internal")
+    assert unit.images == ("b0", "b1") and unit.subset_rule == "categories b: 2 of 5 images"
+    _study(root, folder, degradations=("bicubic",), extra='[method."test-internal"]\ncategories = ["c"]\n')
+    with pytest.raises(ValueError, match="has no category c; its categories: a, b"):
+        st.study_units(st.load_study("tiny", root))
+
 
 def test_bad_declarations_are_errors_naming_the_key(folder, tmp_path):
     root = tmp_path / "repo"
@@ -336,3 +344,29 @@ def test_fixture_study_numbers_flops_and_sentences(tmp_path, capsys):
            "images, at 30 s against 1 s per image." in text
     assert "No plan.json" in text and "fixture CPU" in text and lost
     assert (root / "docs" / "studies" / "fix" / "frontier.png").is_file()
+
+
+COMMITTED_DOCS = sorted((REPO / "docs" / "studies").glob("*.md"))
+
+
+@pytest.mark.parametrize("doc", COMMITTED_DOCS, ids=[d.stem for d in COMMITTED_DOCS])
+def test_committed_study_documents_are_current(doc, tmp_path):
+    """Each committed docs/studies/<name>.md (and .html) is what its committed results render to, byte for byte,
+    in a copy that holds only what git keeps (results.csv, run.json, plan.json, the declaration)."""
+    from bench.report.study import render_study
+
+    study = st.load_study(doc.stem, REPO)
+    root = tmp_path / "repo"
+    (root / "studies").mkdir(parents=True)
+    shutil.copy(study.path, root / "studies" / study.path.name)
+    folders = {u.out for u in st.study_units(study)}
+    for folder in folders | {study.out_root}:
+        for name in ("results.csv", "run.json", "plan.json"):
+            if (folder / name).is_file():
+                target = root / folder.relative_to(REPO) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(folder / name, target)
+    render_study(st.load_study(doc.stem, root), crops=False)
+    fresh = root / "docs" / "studies" / doc.name
+    assert fresh.read_text() == doc.read_text(), f"{doc} is stale: run `make study STUDY={doc.stem} RENDER_ONLY=1`"
+    assert fresh.with_suffix(".html").read_bytes() == doc.with_suffix(".html").read_bytes()

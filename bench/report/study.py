@@ -107,12 +107,22 @@ class Contest:
 
 
 def _means(data: RunData, df: pd.DataFrame, metric: str) -> pd.Series:
+    """Methods ranked best first by their mean paired gain over a reference method that has every image (the
+    method with the most images, interpolation first): a method run on a declared subset is then ranked on how much
+    it gains on its own images, not on whether its images happen to be easy. Ties broken by name, so that the
+    order does not depend on how the rows were read."""
     sub = df[df["metric"] == metric]
-    means = sub.groupby("method")["value"].agg(lambda v: mean_ci(v)[0]).dropna()
-    # ties broken by name, so that the order does not depend on how the rows were read
-    frame = pd.DataFrame({"method": means.index, "mean": means.values})
-    frame["key"] = -frame["mean"] if data.higher_is_better(metric) else frame["mean"]
-    return frame.sort_values(["key", "method"]).set_index("method")["mean"]
+    per_image = sub.pivot_table(index="image", columns="method", values="value", aggfunc="mean")
+    per_image = per_image.replace([np.inf, -np.inf], np.nan)
+    if per_image.empty:
+        return pd.Series(dtype=float)
+    counts = per_image.notna().sum()
+    family_rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    reference = sorted(per_image.columns, key=lambda m: (-counts[m], family_rank.get(data.family(m), 9), m))[0]
+    gains = per_image.sub(per_image[reference], axis=0).mean()
+    frame = pd.DataFrame({"method": gains.index, "gain": gains.values}).dropna()
+    frame["key"] = -frame["gain"] if data.higher_is_better(metric) else frame["gain"]
+    return frame.sort_values(["key", "method"]).set_index("method")["gain"]
 
 
 def contest(data: RunData, df: pd.DataFrame, metric: str) -> Contest | None:
