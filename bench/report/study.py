@@ -122,7 +122,10 @@ def _means(data: RunData, df: pd.DataFrame, metric: str) -> pd.Series:
     gains = per_image.sub(per_image[reference], axis=0).mean()
     frame = pd.DataFrame({"method": gains.index, "gain": gains.values}).dropna()
     frame["key"] = -frame["gain"] if data.higher_is_better(metric) else frame["gain"]
-    return frame.sort_values(["key", "method"]).set_index("method")["gain"]
+    ranked = frame.sort_values(["key", "method"]).set_index("method")["gain"]
+    ranked.attrs["reference"] = reference
+    ranked.attrs["reference_mean"] = float(per_image[reference].mean())
+    return ranked
 
 
 def contest(data: RunData, df: pd.DataFrame, metric: str) -> Contest | None:
@@ -404,10 +407,13 @@ def frontier(sd: StudyData, path: Path) -> Path | None:
                 ax = axes[r, col]
                 col += 1
                 points = []
+                # quality as the reference's mean over all images plus the method's paired gain over it: a method
+                # run on a declared subset is placed by what it gains on its own images (full coverage: its mean)
+                gains = _means(sd.data, df, metric)
                 for m in sd.data.methods_in(df):
                     sub = df[df["method"] == m]
                     x = mean_ci(sub[sub["metric"] == cost_metric]["value"])[0]
-                    y = mean_ci(sub[sub["metric"] == metric]["value"])[0]
+                    y = gains.attrs.get("reference_mean", math.nan) + float(gains.get(m, math.nan))
                     if cost_metric == FLOPS_METRIC:
                         x = x / 1e12
                     if math.isfinite(x) and x > 0 and math.isfinite(y):
