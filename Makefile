@@ -100,8 +100,10 @@ clean-venv:
 # A declared study (studies/$(STUDY).toml): `make study STUDY=<name>` runs what is left of it (resumable) into
 # reports/studies/<name>/ and renders docs/studies/<name>.md and .html; ESTIMATE=1 prints the cells to run, done and
 # reused and the estimated CPU hours, and runs nothing; RENDER_ONLY=1 renders the document from the results alone.
+# STUDY_ARGS: more options of `python -m bench.study`, e.g. --accept-reuse-mismatch.
 STUDY ?=
+STUDY_ARGS ?=
 study: $(STAMP)
 	@test -n '$(STUDY)' || { echo "give a study: make study STUDY=<name> (studies/<name>.toml)"; exit 2; }
 	$(PY) -m bench.study $(if $(filter 1,$(RENDER_ONLY)),render,$(if $(filter 1,$(ESTIMATE)),estimate,run)) '$(STUDY)' \
-		$(if $(filter 1,$(RENDER_ONLY)),,--device $(DEVICE) --batch $(BATCH))
+		$(if $(filter 1,$(RENDER_ONLY)),,--device $(DEVICE) --batch $(BATCH)) $(STUDY_ARGS)
