@@ -23,7 +23,7 @@ BENCH_ARGS = $(foreach v,$(RUN_VARIABLES),$(call run_flag,$(v))) $(if $(filter 0
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: setup bench test weights list clean-venv lint device-kit device-rehearsal reproduce reproduce-fast reproduction-doc
+.PHONY: setup bench test weights list clean-venv lint device-kit device-rehearsal reproduce reproduce-fast reproduction-doc study
 
 setup: $(STAMP)
 
@@ -91,3 +91,14 @@ device-rehearsal: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# A declared study (studies/$(STUDY).toml): `make study STUDY=<name>` runs what is left of it (resumable) into
+# reports/studies/<name>/ and renders docs/studies/<name>.md and .html; ESTIMATE=1 prints the cells to run, done and
+# reused and the estimated CPU hours, and runs nothing; RENDER_ONLY=1 renders the document from the results alone.
+# STUDY_ARGS: more options of `python -m bench.study`, e.g. --accept-reuse-mismatch.
+STUDY ?=
+STUDY_ARGS ?=
+study: $(STAMP)
+	@test -n '$(STUDY)' || { echo "give a study: make study STUDY=<name> (studies/<name>.toml)"; exit 2; }
+	$(PY) -m bench.study $(if $(filter 1,$(RENDER_ONLY)),render,$(if $(filter 1,$(ESTIMATE)),estimate,run)) '$(STUDY)' \
+		$(if $(filter 1,$(RENDER_ONLY)),,$(call run_flag,DEVICE) $(call run_flag,BATCH)) $(STUDY_ARGS)

@@ -1,0 +1,372 @@
+"""Declared studies (bench/study.py, bench/report/study.py): run through the harness, resume, reuse, estimate, and
+a document that regenerates byte for byte from the results alone."""
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch.nn.functional as F
+
+import fake_methods
+from baselines.api import MethodInfo
+from baselines.methods import METHODS
+from bench import study as st
+from bench.results import read_results
+
+fake_methods.register()
+REPO = Path(__file__).resolve().parent.parent
+
+
+class FakeInternal(fake_methods.Nearest):
+    """Bilinear, labelled as internal learning (the family is what the study's contests read)."""
+
+    name = "test-internal"
+    info = MethodInfo(family="internal", training_data="none", degradation="none")
+
+    def upscale(self, lr, scale):
+        fake_methods.CALLS.append((self.name, scale))
+        return F.interpolate(lr, scale_factor=scale, mode="bilinear", align_corners=False)
+
+
+class FakeExternal(fake_methods.Nearest):
+    """Bicubic, labelled as external learning."""
+
+    name = "test-external"
+    info = MethodInfo(family="external", training_data="none", degradation="none")
+
+    def upscale(self, lr, scale):
+        fake_methods.CALLS.append((self.name, scale))
+        return F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+for _cls in (FakeInternal, FakeExternal):
+    if _cls.name not in METHODS:
+        METHODS.register(_cls.name, _cls)
+
+
+def _study(root: Path, folder: Path, name: str = "tiny", extra: str = "", methods=None,
+           degradations=("bicubic", "aniso-gaussian")) -> Path:
+    methods = methods or ["test-nearest", "test-internal", "test-external"]
+    (root / "studies").mkdir(parents=True, exist_ok=True)
+    path = root / "studies" / f"{name}.toml"
+    path.write_text(f"""title = "tiny"
+datasets = [{str(folder)!r}]
+degradations = {list(degradations)!r}
+scales = [2]
+methods = {methods!r}
+profile = "quick"
+precision = "fp32"
+seeds = [0]
+metrics = ["psnr-y", "ssim-y"]
+{extra}
+""".replace("'", '"'))
+    return path
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and (p.name in ("results.csv", "run.json", "plan.json") or "docs" in p.parts)}
+
+
+def _run(args, capsys) -> tuple[int, str]:
+    code = st.main(args)
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_study_runs_resumes_and_renders_byte_for_byte(folder, tmp_path, capsys):
+    root = tmp_path / "repo"
+    _study(root, folder)
+    fake_methods.CALLS.clear()
+    code, out = _run(["run", "tiny", "--root", str(root), "--device", "cpu"], capsys)
+    assert code == 0, out
+    # one ordinary run folder per dataset x degradation x seed x method, each with its own run.json
+    for deg in ("bicubic", "aniso-gaussian"):
+        for method in ("test-nearest", "test-internal", "test-external"):
+            run_dir = root / "reports" / "studies" / "tiny" / f"imgs-{deg}-seed0" / method
+            df = read_results(run_dir / "results.csv")
+            assert set(df["method"]) == {method} and (run_dir / "run.json").is_file()
+            assert df[df.metric == "psnr-y"]["image"].nunique() == 5
+    from collections import Counter
+    # each method once per image and degradation (an external one also warms up once per session: +2)
+    assert Counter(name for name, _ in fake_methods.CALLS) == {"test-nearest": 10, "test-internal": 10,
+                                                               "test-external": 12}
+    doc = root / "docs" / "studies" / "tiny.md"
+    first = _files(root)
+    assert doc.is_file() and (root / "docs" / "studies" / "tiny.html").is_file()
+    assert (root / "docs" / "studies" / "tiny" / "frontier.png").is_file()
+
+    # finished: a second run plans, finds everything done, runs nothing and changes no committed byte
+    calls = len(fake_methods.CALLS)
+    code, out = _run(["run", "tiny", "--root", str(root), "--device", "cpu"], capsys)
+    assert code == 0 and "nothing to run" in out
+    assert len(fake_methods.CALLS) == calls
+    assert _files(root) == first
+    # render alone, twice: the same bytes (markdown, HTML and the figure)
+    for _ in range(2):
+        assert _run(["render", "tiny", "--root", str(root)], capsys)[0] == 0
+        assert _files(root) == first
+    # the crops of the largest disagreements need the SR images: a page beside the results, not in the document
+    crops = root / "reports" / "studies" / "tiny" / "crops"
+    assert (crops / "index.html").is_file() and len(list(crops.glob("*.png"))) == 2 * 3
+    # as from a fresh checkout (no SR images, no inputs, no crops): the document's bytes are the same
+    for path in list((root / "reports" / "studies" / "tiny").rglob("*")):
+        if path.is_dir() and path.name in ("sr", "inputs", "crops", "kernels", "curves"):
+            shutil.rmtree(path)
+    assert _run(["render", "tiny", "--root", str(root)], capsys)[0] == 0
+    assert _files(root) == first and not crops.exists()
+
+    # the answer table's numbers are the paired differences of the rows: recompute one by hand
+    rows = pd_rows(root, "bicubic")
+    psnr = rows[rows.metric == "psnr-y"].pivot_table(index="image", columns="method", values="value")
+    family = {"test-nearest": "interpolation", "test-internal": "internal", "test-external": "external"}
+    best = psnr.mean().idxmax()
+    contrast = {"internal": "external", "external": "internal"}.get(family[best])
+    other = psnr.mean()[[m for m in psnr if (family[m] == contrast if contrast else family[m] != family[best])]].idxmax()
+    diff = (psnr[best] - psnr[other]).to_numpy()
+    from scipy import stats
+    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / math.sqrt(len(diff))
+    text = doc.read_text()
+    expected = f"+{diff.mean():.2f} [{diff.mean() - half:.2f}, {diff.mean() + half:.2f}]"
+    line = next(line for line in text.splitlines() if line.startswith("| bicubic | ×2 | **all** |"))
+    assert f"| {best} | " in line and expected in line and f"| {int((diff > 0).sum())}/5 |" in line, line
+    assert "## Where internal learning wins, and where it loses" in text
+    assert re.search(r"Under bicubic ×2, on psnr-y, internal learning is ahead of every external network on \d of 2 "
+                     r"categories", text)
+
+
+def pd_rows(root: Path, degradation: str):
+    import pandas as pd
+
+    frames = [read_results(p) for p in (root / "reports" / "studies" / "tiny").glob(f"imgs-{degradation}-seed0/*/results.csv")]
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_reused_cells_are_read_not_run_and_a_mismatch_is_refused(folder, tmp_path, capsys):
+    from bench.options import RunOptions
+    from bench.runner import run
+
+    root = tmp_path / "repo"
+    old = root / "reports" / "old-run"
+    run(RunOptions(dataset=str(folder), methods=("test-internal",), scales=(2,), profile="quick", device="cpu",
+                   out=old, precision="fp32", metrics=("psnr-y", "ssim-y")), render=False)
+    _study(root, folder, degradations=("bicubic",),
+           extra='[method."test-internal"]\nreuse = "reports/old-run"\n')
+    fake_methods.CALLS.clear()
+    code, out = _run(["run", "tiny", "--root", str(root), "--device", "cpu"], capsys)
+    assert code == 0, out
+    assert not [c for c in fake_methods.CALLS if c[0] == "test-internal"]  # read from the old folder, not run
+    assert not (root / "reports" / "studies" / "tiny" / "imgs-bicubic-seed0" / "test-internal").exists()
+    text = (root / "docs" / "studies" / "tiny.md").read_text()
+    assert "test-internal (bicubic ×2) is read from `reports/old-run`" in text
+    # its rows are in the document, as those of the methods the study ran
+    old_psnr = read_results(old / "results.csv").query("metric == 'psnr-y'")["value"].mean()
+    assert re.search(rf"\| test-internal \| internal \| {old_psnr:.2f} ± ", text)
+
+    # a reused cell whose identity differs (here its config id) is refused, never recomputed
+    csv = old / "results.csv"
+    cid = read_results(csv)["config_id"].iloc[0]
+    lines = csv.read_text().splitlines(keepends=True)
+    first_image = lines[1].split(",")[2]
+    csv.write_text("".join(lines[:1] + [ln.replace(cid, "0000000000") if ln.split(",")[2] == first_image else ln
+                                        for ln in lines[1:]]))
+    code, out = _run(["run", "tiny", "--root", str(root), "--device", "cpu"], capsys)
+    assert code == 2 and "do not match what the study would compute" in out
+    assert f"config_id 0000000000 there, {cid} here" in out
+    assert not [c for c in fake_methods.CALLS if c[0] == "test-internal"]
+    code, out = _run(["estimate", "tiny", "--root", str(root), "--device", "cpu"], capsys)
+    assert code == 0 and "1 reused cell(s) missing or different" in out
+    # accepted on request: still not recomputed, and the document says they differ
+    code, out = _run(["run", "tiny", "--accept-reuse-mismatch", "--root", str(root), "--device", "cpu"], capsys)
+    assert code == 0, out
+    assert not [c for c in fake_methods.CALLS if c[0] == "test-internal"]
+    assert "Reused cells of test-internal differ from what the study would compute (1, e.g." in \
+        (root / "docs" / "studies" / "tiny.md").read_text()
+
+
+def test_estimate_names_what_does_not_exist_yet_and_runs_nothing(folder, tmp_path, capsys):
+    root = tmp_path / "repo"
+    _study(root, folder, methods=["test-nearest", "zssr-fast+not-yet"], degradations=("bicubic", "realistic-later"))
+    fake_methods.CALLS.clear()
+    code, out = _run(["run", "tiny", "--dry-run", "--root", str(root), "--device", "cpu"], capsys)
+    assert code == 0, out
+    assert "unknown method zssr-fast+not-yet (not registered yet)" in out
+    assert "unknown degradation realistic-later (not registered yet)" in out
+    assert fake_methods.CALLS == [] and not (root / "reports" / "studies").exists()
+    # declared cells are still counted and estimated (a guess, labelled as such): 5 images x 2 degradations
+    line = next(line for line in out.splitlines() if line.startswith("zssr-fast+not-yet"))
+    assert line.split()[1:6] == ["10", "0", "0", "10", f"{10 * 60 / 3600:.2f}"] and "guess" in line
+    # `run` runs what exists and says what it could not run
+    code, out = _run(["run", "tiny", "--root", str(root), "--device", "cpu"], capsys)
+    assert code == 1 and "not run: zssr-fast+not-yet" in out
+    text = (root / "docs" / "studies" / "tiny.md").read_text()
+    assert "Not run: zssr-fast+not-yet" in text
+
+
+def test_stratified_subset_is_per_category_by_checksum_and_stated(folder, tmp_path, capsys):
+    from bench.datasets import load_dataset
+
+    root = tmp_path / "repo"
+    _study(root, folder, degradations=("bicubic",), extra='[method."test-internal"]\nper_category = 1\n')
+    study = st.load_study("tiny", root)
+    unit = next(u for u in st.study_units(study) if u.method == "test-internal")
+    images = load_dataset(str(folder)).images
+    expected = sorted(min((im for im in images if im.category == c), key=lambda im: im.content_id).name
+                      for c in ("a", "b"))
+    assert list(unit.images) == expected and "1 image(s) per category" in unit.subset_rule
+    assert _run(["run", "tiny", "--root", str(root), "--device", "cpu"], capsys)[0] == 0
+    df = read_results(unit.out / "results.csv")
+    assert sorted(set(df["image"])) == expected
+    text = (root / "docs" / "studies" / "tiny.md").read_text()
+    assert f"test-internal (bicubic) ran on a declared subset: 1 image(s) per category" in text
+    assert "(n=1)" in text or "(1)" in text  # the doc marks the smaller image count
+
+    # restricted to categories: only their images (all of them without per_category); an unknown one is an error
+    _study(root, folder, degradations=("bicubic",), extra='[method."test-internal"]\ncategories = ["b"]\n')
+    unit = next(u for u in st.study_units(st.load_study("tiny", root)) if u.method == "test-internal")
+    assert unit.images == ("b0", "b1") and unit.subset_rule == "categories b: 2 of 5 images"
+    _study(root, folder, degradations=("bicubic",), extra='[method."test-internal"]\ncategories = ["c"]\n')
+    with pytest.raises(ValueError, match="has no category c; its categories: a, b"):
+        st.study_units(st.load_study("tiny", root))
+
+
+def test_bad_declarations_are_errors_naming_the_key(folder, tmp_path):
+    root = tmp_path / "repo"
+    _study(root, folder, extra='[method."test-internal"]\nscales = [3]\n')
+    with pytest.raises(ValueError, match=r"scales \[3\] are not among the study's scales"):
+        st.load_study("tiny", root)
+    _study(root, folder, extra='[method."test-internal"]\nreuse = "reports/none"\n')
+    with pytest.raises(ValueError, match="no results.csv there"):
+        st.load_study("tiny", root)
+    _study(root, folder, extra='typo = 1\n')
+    with pytest.raises(ValueError, match="unknown key"):
+        st.load_study("tiny", root)
+    with pytest.raises(ValueError, match="no study 'absent'"):
+        st.load_study("absent", root)
+
+
+def test_committed_zssr_original_cells_match_the_study_only_at_their_precision(monkeypatch):
+    """The study reuses reports/reproduce/categories-original-seed0 (bf16, as `auto` resolved on the machine that ran
+    it). Where `auto` resolves to bf16 the identities match; where it resolves to fp32 (no native bf16) every cell is
+    named as differing in config_id."""
+    import zssr.precision
+
+    study = st.load_study("internal-vs-external", REPO)
+    unit = next(u for u in st.study_units(study) if u.reused)
+    assert unit.out == REPO / "reports" / "reproduce" / "categories-original-seed0"
+    monkeypatch.setattr(zssr.precision, "native_bf16", lambda device: True)
+    state = st.unit_state(study, unit, "cpu")
+    assert state.status == "ready" and state.n_cells == 44 and state.problems == []
+    monkeypatch.setattr(zssr.precision, "native_bf16", lambda device: False)
+    state = st.unit_state(study, unit, "cpu")
+    assert len(state.problems) == 44 and all("config_id 97c5d8b47f there" in p for p in state.problems)
+
+
+def test_cost_model_measures_per_cell_and_per_megapixel_and_labels_guesses(tmp_path):
+    from bench.study_cost import cell_seconds, measured_costs
+
+    src = REPO / "reports" / "reproduce" / "categories-fast-seed0" / "results.csv"
+    (tmp_path / "r").mkdir()
+    shutil.copy(src, tmp_path / "r" / "results.csv")
+    model = measured_costs(tmp_path)
+    df = read_results(src)
+    seconds = df[(df.metric == "seconds-total") & (df.method == "zssr-fast")]["value"]
+    got, basis = cell_seconds(model, "zssr-fast", "paper", 2, "categories", "astronaut")
+    assert got == pytest.approx(float(np.median(seconds))) and basis == "measured paper x2"
+    got4, basis4 = cell_seconds(model, "zssr-fast", "paper", 4, "categories", "astronaut")
+    assert got4 == got and "used at x4" in basis4
+    kg, kg_basis = cell_seconds(model, "zssr-fast+kernelgan", "paper", 2, "categories", "astronaut")
+    assert kg == pytest.approx(got + 270.0) and kg_basis.startswith("guess:")
+    none, none_basis = cell_seconds(model, "no-such", "paper", 2, "categories", "astronaut")
+    assert none == 60.0 and none_basis.startswith("guess:")
+
+
+def _fixture_study(root: Path) -> tuple[np.ndarray, list[str]]:
+    """A committed-style study written by hand: results.csv and run.json of two methods on the 7 builtin images,
+    with seconds and flops rows; returns the paired PSNR-Y differences (internal - external) and the images."""
+    import json
+
+    from bench.datasets import load_dataset
+    from bench.results import COLUMNS, END_METRIC, ResultsWriter
+
+    (root / "studies").mkdir(parents=True)
+    (root / "studies" / "fix.toml").write_text('datasets = ["builtin"]\ndegradations = ["bicubic"]\nscales = [2]\n'
+                                              'methods = ["test-internal", "test-external"]\nprofile = "quick"\n')
+    images = load_dataset("builtin").images
+    gains = np.array([0.5, 0.3, 0.4, -0.1, 0.2, 0.6, 0.1])
+    for method, family, seconds, flops in (("test-internal", "internal", 30.0, 2e12),
+                                           ("test-external", "external", 1.0, 5e11)):
+        folder = root / "reports" / "studies" / "fix" / "builtin-bicubic-seed0" / method
+        writer = ResultsWriter(folder / "results.csv")
+        for k, im in enumerate(images):
+            psnr = float(30 + 0.1 * k + (gains[k] if family == "internal" else 0.0))
+            base = dict(dataset="builtin", category=im.category, image=im.name, image_sha=im.content_id,
+                        degradation="bicubic", scale=2, method=method, config_id=f"cfg-{family}", protocol="rgb",
+                        profile="quick", native_scale="True", device="fixture CPU", session="s", output="", note="")
+            writer.append([{**base, "metric": "psnr-y", "value": psnr, "status": "ok"},
+                           {**base, "metric": "seconds-total", "value": seconds, "status": "ok"},
+                           {**base, "metric": "flops", "value": flops, "status": "ok"},
+                           {**base, "metric": END_METRIC, "value": 3.0, "status": "ok"}])
+        (folder / "run.json").write_text(json.dumps({
+            "git_revision": "fixture", "device": {"type": "cpu", "name": "fixture CPU"},
+            "degradations": [{"id": "bicubic", "spec": "bicubic"}],
+            "methods": {method: {"precision": "fp32", "info": {"family": family}}}}))
+    assert COLUMNS  # the writer validated every block against the columns
+    return gains, [im.name for im in images]
+
+
+def test_fixture_study_numbers_flops_and_sentences(tmp_path, capsys):
+    from scipy import stats
+
+    root = tmp_path / "repo"
+    gains, images = _fixture_study(root)
+    assert _run(["render", "fix", "--root", str(root)], capsys)[0] == 0
+    text = (root / "docs" / "studies" / "fix.md").read_text()
+    first = _files(root)
+    assert _run(["render", "fix", "--root", str(root)], capsys)[0] == 0
+    assert _files(root) == first  # byte for byte
+
+    half = stats.t.ppf(0.975, len(gains) - 1) * gains.std(ddof=1) / math.sqrt(len(gains))
+    interval = f"+{gains.mean():.2f} [{gains.mean() - half:.2f}, {gains.mean() + half:.2f}]"
+    line = next(line for line in text.splitlines() if line.startswith("| bicubic | ×2 | **all** |"))
+    # best on PSNR-Y: the internal method, at 30 s and 2 TFLOP per image; 6 of 7 images better
+    assert line.startswith(f"| bicubic | ×2 | **all** | 7 | test-internal | internal | 30 | 2 | test-external | "
+                           f"{interval} | 6/7 |"), line
+    # per category (one image each): the one loss is the category of the image with a negative gain
+    lost = images[int(np.argmin(gains))]
+    assert "internal learning is ahead of every external network on 6 of 7 categories" in text
+    assert "behind on 1 (by -0.10 dB; clearly on 0)" in text
+    assert f"Over all images test-internal against test-external: {interval} dB (95 % interval), better on 6 of 7 " \
+           "images, at 30 s against 1 s per image." in text
+    assert "No plan.json" in text and "fixture CPU" in text and lost
+    assert (root / "docs" / "studies" / "fix" / "frontier.png").is_file()
+
+
+COMMITTED_DOCS = sorted((REPO / "docs" / "studies").glob("*.md"))
+
+
+@pytest.mark.parametrize("doc", COMMITTED_DOCS, ids=[d.stem for d in COMMITTED_DOCS])
+def test_committed_study_documents_are_current(doc, tmp_path):
+    """Each committed docs/studies/<name>.md (and .html) is what its committed results render to, byte for byte,
+    in a copy that holds only what git keeps (results.csv, run.json, plan.json, the declaration)."""
+    from bench.report.study import render_study
+
+    study = st.load_study(doc.stem, REPO)
+    root = tmp_path / "repo"
+    (root / "studies").mkdir(parents=True)
+    shutil.copy(study.path, root / "studies" / study.path.name)
+    folders = {u.out for u in st.study_units(study)}
+    for folder in folders | {study.out_root}:
+        for name in ("results.csv", "run.json", "plan.json"):
+            if (folder / name).is_file():
+                target = root / folder.relative_to(REPO) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(folder / name, target)
+    render_study(st.load_study(doc.stem, root), crops=False)
+    fresh = root / "docs" / "studies" / doc.name
+    assert fresh.read_text() == doc.read_text(), f"{doc} is stale: run `make study STUDY={doc.stem} RENDER_ONLY=1`"
+    assert fresh.with_suffix(".html").read_bytes() == doc.with_suffix(".html").read_bytes()
