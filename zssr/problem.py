@@ -152,6 +152,7 @@ class ProblemRun:
         """Plan an attempt at the current step: a new step, or (restarted) the same step again; warmup: iterations
         of rate warm-up (the dead-step retry's)."""
         cfg = self.cfg
+        self.net.train()  # (the final test sets eval)
         self.sf_abs = self.steps[self.step_ind]
         self.sf = (self.sf_abs[0] / self.base_sf[0], self.sf_abs[1] / self.base_sf[1])
         if not restarted:

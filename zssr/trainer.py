@@ -46,7 +46,6 @@ class ZSSR:
         net = self.net = run.net
         opt = self._optimizer(net, device)
         scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
-        net.train()
         event = "train"
         while event != "done":
             up, father = run.crop_pair()
