@@ -112,6 +112,11 @@ def _makefile_targets_and_variables() -> tuple[set[str], set[str]]:
     targets = set(re.findall(r"^([A-Za-z][\w-]*):", text, flags=re.M))
     variables = set(re.findall(r"^(?:export )?([A-Z][A-Z_]*) \??=", text, flags=re.M))
     variables |= set(re.findall(r"\$\(if \$\(([A-Z_]+)\)", text))  # optional ones, e.g. TIME_BUDGET
+    # the run options' variables, declared as one list (each becomes the `bench run` flag of the same name)
+    listed = re.search(r"^RUN_VARIABLES :?= (.*?)(?<!\\)$", text, flags=re.M | re.S)
+    if listed:
+        variables |= set(re.findall(r"[A-Z][A-Z_]*", listed.group(1)))
+    variables |= set(re.findall(r"\$\(filter [^,]+,\$\(([A-Z_]+)\)\)", text))  # switches, e.g. RESUME=0
     return targets, variables
 
 
