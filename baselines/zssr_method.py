@@ -12,10 +12,11 @@ from typing import Any
 import torch
 
 from baselines.api import Method, MethodInfo, Request, Result
-from baselines.zssr_presets import NOTES, preset_names, quick_reduction
+from baselines.zssr_presets import KERNEL_SOURCES, NOTES, parse_kernel_source, preset_names, quick_reduction
 from zssr import ZSSR, ZSSRConfig
 from zssr.batched import BatchConfig, Problem
 from zssr.config import PRESETS as PRESET_OVERRIDES
+from zssr.kernelgan import analytic_x4
 from zssr.network import ZSSRNet, count_parameters
 from zssr.precision import resolve_precision
 
@@ -213,6 +214,9 @@ class ZSSRKernelGAN(_ZSSRPreset):
     preset = "original"
     scales = (2, 4)
     seed_as = "zssr-original"
+    # KernelGAN's seed is zssr-kernelgan's cell seed for every preset that asks, so that they share one estimate
+    named_seeds = {"kernelgan": "zssr-original"}
+    estimate_cache = None  # a baselines.kernel_estimates.EstimateCache set by the harness (None: the process's)
     version = "2"  # 1: noise of 2/255 on D's fake inputs (the release adds 1/255 there)
 
     def __init__(self, profile: str = "paper", precision: str = "auto", **overrides: Any) -> None:
@@ -239,17 +243,30 @@ class ZSSRKernelGAN(_ZSSRPreset):
         return self.cfg.replace(**GIVEN_KERNEL), None
 
     def _problem(self, frame, req, kernels=None):
-        from zssr.kernelgan import estimate_kernel
-
         if req.scale not in self.scales:
             raise ValueError(f"{self.name}: KernelGAN estimates x2 kernels (and x4 from them); x{req.scale} is not "
                              "supported, use scale 2 or 4")
-        report = self.on_progress
-        estimate = estimate_kernel(frame, self.kgan.replace(seed=int(req.seed)),
-                                   callback=(lambda it, _: report(it)) if report is not None else None)
-        kernel = estimate.for_scale(req.scale)
+        estimate = self._estimate(frame, int(req.seeds.get("kernelgan", req.seed)))
+        kernel = estimate.kernel_x2 if req.scale == 2 else analytic_x4(estimate.kernel_x2)
         problem, _ = super()._problem(frame, req, kernels=[kernel])
-        return problem, {"seconds-kernel": estimate.stats["seconds"], "kernel": kernel}
+        # each cell is charged the estimate's full cost, also when it reuses one computed for another cell
+        return problem, {"seconds-kernel": estimate.seconds, "kernel-reused": estimate.reused, "kernel": kernel}
+
+    def _estimate(self, frame: torch.Tensor, seed: int):
+        """KernelGAN's x2 kernel for `frame` with `seed`: computed once per (LR image, KernelGAN configuration,
+        seed, device kind) and shared through the harness's cache (baselines.kernel_estimates)."""
+        from baselines.kernel_estimates import PROCESS_CACHE, estimate_key
+        from zssr.kernelgan import estimate_kernel
+
+        cfg = self.kgan.replace(seed=seed)
+        report = self.on_progress
+
+        def compute():
+            est = estimate_kernel(frame, cfg, callback=(lambda it, _: report(it)) if report is not None else None)
+            return est.kernel_x2, est.stats["seconds"]
+
+        cache = self.estimate_cache if self.estimate_cache is not None else PROCESS_CACHE
+        return cache.estimate(estimate_key(frame, cfg.to_dict(), frame.device.type), compute)
 
     def config(self):
         return {**super().config(), "given_kernel": dict(GIVEN_KERNEL), "kernelgan": self.kgan.to_dict()}
@@ -264,14 +281,20 @@ _CLASSES: dict[str, type] = {}
 
 
 def preset_class(name: str) -> type[_ZSSRPreset]:
-    """The method class of a registered name "zssr-<preset>" (made once; the registry calls this lazily)."""
-    preset = name[len("zssr-"):]
-    if not name.startswith("zssr-") or preset not in PRESETS:
-        raise KeyError(f"{name!r} is not a ZSSR preset; presets: {', '.join(PRESETS)}")
-    if name not in _CLASSES:
-        _CLASSES[name] = type(f"ZSSR[{preset}]", (_ZSSRPreset,),
-                              {"name": name, "preset": preset, "__doc__": NOTES.get(preset, ""),
-                               "__module__": __name__})
+    """The method class of a registered name: "zssr-<preset>", or "zssr-<preset>+<kernel source>" (the kernel
+    source overlay: baselines.zssr_presets.KERNEL_SOURCES), made once (the registry calls this lazily)."""
+    if name in _CLASSES:
+        return _CLASSES[name]
+    preset, source = parse_kernel_source(name)
+    base = {"bicubic": _ZSSRPreset, "true-kernel": ZSSRTrueKernel, "kernelgan": ZSSRKernelGAN}[source]
+    if name == base.name:  # zssr-true-kernel, zssr-kernelgan: the original's, as they always were
+        return base
+    attrs = {"name": name, "preset": preset, "__module__": __name__,
+             "__doc__": NOTES.get(preset, "") if source == "bicubic" else
+             f"zssr-{preset} that {KERNEL_SOURCES[source]}; otherwise as {base.name} (see its class)."}
+    if source != "bicubic":
+        attrs["seed_as"] = f"zssr-{preset}"  # the preset's random numbers: the two differ only in the kernel
+    _CLASSES[name] = type(f"ZSSR[{preset}{'+' + source if source != 'bicubic' else ''}]", (base,), attrs)
     return _CLASSES[name]
 
 

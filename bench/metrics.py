@@ -166,8 +166,14 @@ _SPECS = (
     MetricSpec("restarts", False, "", ".0f", "ZSSR steps trained again because the network was dead: from fresh "
                "weights at restart_if_stuck of the budget, or from the step's starting weights when it ended no "
                "better than interpolation (retry_dead_steps); their iterations are in iterations", kind="cost"),
-    MetricSpec("seconds-kernel", False, "s", ".3g", "blind kernel estimation (KernelGAN), part of seconds-train",
-               kind="cost"),
+    MetricSpec("seconds-kernel", False, "s", ".3g", "blind kernel estimation (KernelGAN), part of seconds-train and "
+               "seconds-total. An estimate is computed once per LR image, KernelGAN configuration and seed and shared "
+               "by every method and run that asks for it (kernels-estimated/shared/); every cell that uses it is "
+               "charged its full measured cost, also when it reused it (kernel-reused = 1), so that no cell's "
+               "total depends on which cell ran first", kind="cost"),
+    MetricSpec("kernel-reused", False, "", ".0f", "1: the cell's KernelGAN estimate was computed for an earlier cell "
+               "or run and reused (its seconds-kernel is that computation's, charged, not spent again); 0: computed "
+               "for this cell", kind="cost"),
     MetricSpec("batch-size", False, "", ".0f", "cells trained together in one call (BATCH); such a cell's "
                "seconds-train is its share of the batch's training time, in proportion to the iterations it ran, "
                "plus what ran for it alone (its final test, a kernel estimate)", kind="cost"),

@@ -136,6 +136,21 @@ def _tiny_kernelgan() -> type:
     return TinyKernelGAN
 
 
+def _tiny_fast_kernelgan() -> type:
+    from baselines.zssr_method import preset_class
+
+    class TinyFastKernelGAN(preset_class("zssr-fast+kernelgan")):
+        """zssr-fast+kernelgan with test-kernelgan's KernelGAN configuration: the two share their estimates."""
+
+        name = "test-fast-kernelgan"
+
+        def __init__(self, profile: str = "quick", precision: str = "auto", **kwargs) -> None:
+            super().__init__(profile, precision, max_iters=6, back_projection_iters=(1,), kernelgan_max_iters=4,
+                             **kwargs)
+
+    return TinyFastKernelGAN
+
+
 def _tiny_zssr() -> type:
     from baselines.zssr_method import preset_class
 
@@ -157,7 +172,7 @@ CLI_CODE = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_metho
 
 def register() -> None:
     for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce, Slow, ToldSpy, RunSpy, PrecisionSpy,
-                _tiny_kernelgan(), _tiny_zssr()):
+                _tiny_kernelgan(), _tiny_fast_kernelgan(), _tiny_zssr()):
         if cls.name not in METHODS:
             METHODS.register(cls.name, cls)
 
