@@ -97,7 +97,7 @@ class _ZSSRPreset(Method):
                 model = ZSSR(problem.config)
                 out = model.upscale(problem.lr, problem.scale, callback=problem.callback, kernels=problem.kernels)
                 outputs.append(out[0])
-                stats.append(_with_before(dict(model.last_stats), before))
+                stats.append(_with_before(dict(model.last_stats), before, problem.config))
         except Exception as exc:  # this request only
             return exc
         merged = dict(stats[-1])
@@ -105,6 +105,7 @@ class _ZSSRPreset(Method):
             merged["seconds-train"] = sum(s["seconds-train"] for s in stats)
             merged["iterations"] = sum(s["iterations"] for s in stats)
             merged["restarts"] = [r for s in stats for r in s.get("restarts", [])]
+            merged["flop-inputs"] = [f for s in stats for f in s["flop-inputs"]]
         return Result(torch.stack(outputs).to(req.lr.device), merged)
 
     def _problem(self, frame: torch.Tensor, req: Request, kernels: list | None = None
@@ -115,8 +116,15 @@ class _ZSSRPreset(Method):
         cfg = cell_cfg.replace(seed=int(req.seed), device=str(self.device) if self.cfg.device == "auto"
                                else self.cfg.device)
         report = self.on_progress
-        callback = (lambda it, *_: report(it)) if report is not None else None  # noqa: E731
-        return Problem(frame, req.scale, cfg, cell_kernels if kernels is None else kernels, callback), {}
+        measured = _Measurements()
+
+        def callback(it, loss, lr, rec):
+            measured.seen(it, rec)
+            if report is not None:
+                report(it)
+
+        problem = Problem(frame, req.scale, cfg, cell_kernels if kernels is None else kernels, callback)
+        return problem, {"measurements": measured}
 
     def _run_together(self, requests: list[Request]) -> list[Result | Exception]:
         from zssr.batched import upscale_many
@@ -132,15 +140,34 @@ class _ZSSRPreset(Method):
             except Exception as exc:  # this cell only
                 results[i] = exc
         outs = upscale_many([p for _, p, _ in staged], self.batch_config, device=self.device) if staged else []
-        for (i, _, before), out in zip(staged, outs):
+        for (i, problem, before), out in zip(staged, outs):
             if isinstance(out, Exception):
                 results[i] = out
                 continue
             sr, stats = out
-            stats = _with_before(stats, before)
+            stats = _with_before(stats, before, problem.config)
             stats["seconds-total"] += before.get("seconds-kernel", 0.0)
             results[i] = Result(sr, stats)
         return results
+
+    def counted_costs(self, stats: dict[str, Any]) -> dict[str, float]:
+        """FLOPs and parameters of a finished request, from its stats (called by the harness after the timed call;
+        baselines.flops.zssr_costs says what is counted). A KernelGAN estimate's FLOPs are charged like its seconds:
+        to every cell that uses it, as part of training."""
+        from baselines.flops import zssr_costs
+
+        total: dict[str, float] = {}
+        for cfg, run, attempts in stats.get("flop-inputs", []):
+            measured = measurements_per_step(len(run["steps"]), run["restarts"], attempts)
+            for key, value in zssr_costs(cfg, run, measured).items():
+                total[key] = value if key == "parameters" else total.get(key, 0) + value
+        if "kernelgan-config" in stats:
+            from baselines.flops import kernelgan_flops
+
+            kernel = kernelgan_flops(stats["kernelgan-config"])
+            total.update({"flops-kernel": kernel, "flops-train": total.get("flops-train", 0) + kernel,
+                          "flops": total.get("flops", 0) + kernel})
+        return total
 
     def config(self) -> dict[str, Any]:  # the batch settings are not part of it: they do not change the algorithm
         return {
@@ -155,11 +182,41 @@ class _ZSSRPreset(Method):
         }
 
 
-def _with_before(stats: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
-    """ZSSR's stats with what ran before it (a kernel estimate): its seconds count as training."""
+def _with_before(stats: dict[str, Any], before: dict[str, Any], cfg: ZSSRConfig) -> dict[str, Any]:
+    """ZSSR's stats with what ran before it (a kernel estimate: its seconds count as training) and what its FLOPs
+    are counted from after the timed call ("flop-inputs", see counted_costs)."""
+    before = dict(before)
+    measured = before.pop("measurements")
     stats.update(before)
     stats["seconds-train"] = stats.get("seconds-train", 0.0) + before.get("seconds-kernel", 0.0)
+    stats["flop-inputs"] = [(cfg, {"iterations": stats.get("iterations", 0), "steps": stats.get("steps", []),
+                                   "restarts": stats.get("restarts", [])}, measured.attempts)]
     return stats
+
+
+class _Measurements:
+    """How many reconstruction-error measurements each training attempt made (an attempt starts at iteration 0:
+    a scale step, or a restart of one), from the step loop's callback."""
+
+    def __init__(self) -> None:
+        self.attempts: list[int] = []
+
+    def seen(self, iteration: int, rec) -> None:
+        if iteration == 0:
+            self.attempts.append(0)
+        if rec is not None and self.attempts:
+            self.attempts[-1] += 1
+
+
+def measurements_per_step(n_steps: int, restarts: list[dict], attempts: list[int]) -> list[int]:
+    """The measurements of each scale step: its attempts are its restarts (stats["restarts"] name their step) plus
+    the one that finished it, in the order they ran."""
+    out, i = [], 0
+    for k in range(n_steps):
+        n = 1 + sum(1 for r in restarts if r.get("step") == k)
+        out.append(sum(attempts[i:i + n]))
+        i += n
+    return out
 
 
 # The original code's given-kernel and real-image settings (zssr.config.PRESETS), applied per cell when told.
@@ -248,9 +305,10 @@ class ZSSRKernelGAN(_ZSSRPreset):
                              "supported, use scale 2 or 4")
         estimate = self._estimate(frame, int(req.seeds.get("kernelgan", req.seed)))
         kernel = estimate.kernel_x2 if req.scale == 2 else analytic_x4(estimate.kernel_x2)
-        problem, _ = super()._problem(frame, req, kernels=[kernel])
+        problem, before = super()._problem(frame, req, kernels=[kernel])
         # each cell is charged the estimate's full cost, also when it reuses one computed for another cell
-        return problem, {"seconds-kernel": estimate.seconds, "kernel-reused": estimate.reused, "kernel": kernel}
+        return problem, {**before, "seconds-kernel": estimate.seconds, "kernel-reused": estimate.reused,
+                         "kernel": kernel, "kernelgan-config": self.kgan}
 
     def _estimate(self, frame: torch.Tensor, seed: int):
         """KernelGAN's x2 kernel for `frame` with `seed`: computed once per (LR image, KernelGAN configuration,

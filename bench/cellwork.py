@@ -202,11 +202,12 @@ class CellRunner:
         except Exception as exc:  # the call as a whole: every cell it held fails (they run again on resume)
             results = [exc] * len(requests)
         call = CallCosts(seconds=times.get("call", 0.0), n_cells=len(items), n_requests=len(requests), memory=mem)
-        for (j, cell_input), result in zip(inputs, results):
+        for (j, cell_input), request, result in zip(inputs, requests, results):
             try:
                 if isinstance(result, Exception):
                     raise result
                 costs = call.costs(result.stats, load_seconds if first and j == inputs[0][0] else None)
+                costs.update(counted_costs(method, request, result.stats))
                 blocks[j] = self._record(cell_input, result, costs)
             except Exception as exc:
                 blocks[j] = self._failed(items[j], exc)
@@ -284,6 +285,29 @@ def _save_kernel(path: Path, kernel, overwrite: bool) -> None:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         savemat(path, {"Kernel": np.asarray(kernel, dtype=np.float64)})
+
+
+def counted_costs(method, request, stats: dict) -> dict[str, float]:
+    """FLOPs and parameters of a finished cell, counted after its timed call (so the counting is not in its
+    seconds): what the method counts itself from its run (`counted_costs(stats)`: ZSSR's training and test), else
+    one forward of its network at the cell's LR size (baselines.flops.forward_cost), else 0 for interpolation (no
+    network; resizes are not counted) and nothing for a method that exposes no network. A count that fails is
+    logged and left out; the cell stands."""
+    from baselines.flops import forward_cost
+
+    try:
+        if hasattr(method, "counted_costs"):
+            counted = method.counted_costs(stats)
+        elif hasattr(method, "counted_network"):
+            counted = forward_cost(method, tuple(request.lr.shape), request.scale)
+        elif method.info.family == "interpolation":
+            counted = {"flops": 0, "parameters": 0}
+        else:
+            counted = {}
+    except Exception as exc:  # noqa: BLE001 - a cost row is not worth a cell
+        log.warning("%s: FLOPs not counted: %s", method.name, exc)
+        counted = {}
+    return {k: float(v) for k, v in counted.items()}
 
 
 def told_values(method, drawn) -> dict:
