@@ -87,12 +87,12 @@ def test_one_kernelgan_estimate_serves_two_presets_and_later_runs(tmp_path, monk
         Image.fromarray(img).save(tmp_path / "imgs" / f"s{i}.png")
     out = tmp_path / "run"
 
-    def bench(methods):
+    def bench(methods, render=False):
         return run(RunOptions(dataset=str(tmp_path / "imgs"), methods=methods, scales=(2,), profile="quick",
                               device="cpu", out=out, metrics=("psnr-y",), degradations=("aniso-gaussian",)),
-                   render=False)
+                   render=render)
 
-    assert bench(("test-kernelgan", "test-fast-kernelgan")).ok
+    assert bench(("test-kernelgan", "test-fast-kernelgan"), render=True).ok
     assert len(calls) == 2 and len(set(calls)) == 2  # once per image, not once per (image, method)
     df = read_results(out / "results.csv")
     assert set(df[df.metric == END_METRIC].status) == {"ok"}
@@ -104,6 +104,10 @@ def test_one_kernelgan_estimate_serves_two_presets_and_later_runs(tmp_path, monk
     kernel = df[df.metric == "seconds-kernel"].set_index(["image", "method"])["value"]
     assert (totals >= kernel).all()  # a reusing cell's total still includes the estimate's cost
     assert len(list((out / "kernels-estimated" / "shared").glob("kernelgan-*.json"))) == 2
+    md = (out / "report.md").read_text()
+    assert "2 of 4 such cells here reused one" in md and "charged the estimate's full seconds and FLOPs" in md
+    flops = df[df.metric == "flops-kernel"].set_index(["image", "method"])["value"]
+    assert len(flops) == 4 and flops.nunique() == 1 and flops.iloc[0] > 0  # the same KernelGAN run, charged to each
     # a later run over the same folder (a new method asking for the same estimates): read back, not computed
     (out / "results.csv").unlink()  # the cells are computed again; the estimates are not
     assert bench(("test-fast-kernelgan",)).ok

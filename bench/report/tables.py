@@ -166,6 +166,12 @@ def summary_table(data: RunData, df: pd.DataFrame, title: str, anchor: str) -> T
         for r in rows:
             if np.isfinite(r.cells[j].mean) and decimals(metric, r.cells[j].mean) == decimals(metric, best):
                 r.cells[j].bold = True
+    reused = pd.to_numeric(df.loc[df["metric"] == "kernel-reused", "value"], errors="coerce")
+    if len(reused):
+        notes.append(f"KernelGAN estimates are computed once per LR image, KernelGAN configuration and seed and shared "
+                     f"by the methods that use them ({int((reused > 0).sum())} of {len(reused)} such cells here reused "
+                     "one); every cell is charged the estimate's full seconds and FLOPs, so its s / image and "
+                     "TFLOP / image do not depend on which cell computed it.")
     if any(r.n_images < 2 for r in rows) or (rows and max(r.n_images for r in rows) < 2):
         notes.append("One image only: the mean is shown without a confidence interval.")
     return Table(title=title, anchor=anchor, columns=columns, rows=rows, notes=notes)
