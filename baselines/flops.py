@@ -174,7 +174,7 @@ def kernelgan_flops(cfg: Any) -> int:
     not depend on the image (fixed crops): G's step (G and D forward on a crop, backward to both), G's kernel (its
     response to a delta) and its loss terms, then D's step (G forward without gradients, D forward on a real and a
     fake crop, backward). Counted on the meta device once per configuration."""
-    key = tuple(sorted((k, str(v)) for k, v in cfg.to_dict().items() if k not in ("seed", "precision")))
+    key = tuple(sorted((k, str(v)) for k, v in cfg.to_dict().items() if k not in ("seed", "precision", "max_iters")))
     if key not in _KERNELGAN:
         from zssr.kernelgan import Discriminator, Generator
 

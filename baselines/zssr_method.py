@@ -16,7 +16,6 @@ from baselines.zssr_presets import KERNEL_SOURCES, NOTES, parse_kernel_source, p
 from zssr import ZSSR, ZSSRConfig
 from zssr.batched import BatchConfig, Problem
 from zssr.config import PRESETS as PRESET_OVERRIDES
-from zssr.kernelgan import analytic_x4
 from zssr.network import ZSSRNet, count_parameters
 from zssr.precision import resolve_precision
 
@@ -300,6 +299,8 @@ class ZSSRKernelGAN(_ZSSRPreset):
         return self.cfg.replace(**GIVEN_KERNEL), None
 
     def _problem(self, frame, req, kernels=None):
+        from zssr.kernelgan import analytic_x4
+
         if req.scale not in self.scales:
             raise ValueError(f"{self.name}: KernelGAN estimates x2 kernels (and x4 from them); x{req.scale} is not "
                              "supported, use scale 2 or 4")
@@ -349,7 +350,7 @@ def preset_class(name: str) -> type[_ZSSRPreset]:
         return base
     attrs = {"name": name, "preset": preset, "__module__": __name__,
              "__doc__": NOTES.get(preset, "") if source == "bicubic" else
-             f"zssr-{preset} that {KERNEL_SOURCES[source]}; otherwise as {base.name} (see its class)."}
+             f"zssr-{preset} with kernel source {source}: {KERNEL_SOURCES[source]}; otherwise as {base.name}."}
     if source != "bicubic":
         attrs["seed_as"] = f"zssr-{preset}"  # the preset's random numbers: the two differ only in the kernel
     _CLASSES[name] = type(f"ZSSR[{preset}{'+' + source if source != 'bicubic' else ''}]", (base,), attrs)
