@@ -25,13 +25,15 @@ class MethodInfo:
 
 @dataclass(frozen=True)
 class Request:
-    """One cell for a method: the LR image (N x 3 x H x W on the method's device), the scale, the cell's seed and
-    what the method is told of the cell's degradation (only the keys it names in `told`: "kernel", "noise")."""
+    """One cell for a method: the LR image (N x 3 x H x W on the method's device), the scale, the cell's seed,
+    what the method is told of the cell's degradation (only the keys it names in `told`: "kernel", "noise") and the
+    further seeds it names in `named_seeds` (e.g. a KernelGAN seed shared with other methods)."""
 
     lr: torch.Tensor
     scale: int
     seed: int = 0
     told: dict[str, Any] = field(default_factory=dict)
+    seeds: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,6 +70,9 @@ class Method:
     # What a non-blind method is told of each cell's true degradation ("kernel", "noise"), in each Request's `told`;
     # blind methods (the default) see the LR image only.
     told: tuple[str, ...] = ()
+    # Further per-cell seeds, by name: each drawn as the cell seed of the method named (bench.session.cell_seed), so
+    # that methods sharing a computation (a KernelGAN estimate) draw it with the same seed; in each Request's `seeds`
+    named_seeds: dict[str, str] = {}
     # True: run() computes several cells in one call faster than one by one (the harness's BATCH groups cells for it)
     batchable: bool = False
 

@@ -15,9 +15,12 @@ DAT-light is not pixel-proportional (its window attention pads and splits by axi
 distinct LR shape, 18-21 s there (about 2 s idle) - more than 2 % of a DAT-light cell on a GPU: cache its counts
 across runs (they depend only on the shape and the weights' architecture) before wiring it for GPU sessions.
 
-For the harness (not wired yet): `forward_cost(method, lr_shape, scale)` gives {"flops", "parameters"} of one
+For the harness (bench/cellwork.py): `forward_cost(method, lr_shape, scale)` gives {"flops", "parameters"} of one
 forward of a pretrained method's network at a cell's LR size, or {} for a method that does not expose its network
-(`counted_network(scale) -> (module, input_channels)`).
+(`counted_network(scale) -> (module, input_channels)`). Methods that train at test time count themselves from their
+run's shapes and iterations (`zssr_costs`, `kernelgan_flops`): a training step (forward, backward of every weight,
+optimizer update) is counted once per network and crop size, on the meta device, and multiplied; the update and the
+loss are elementwise work and count 0 under the convention above.
 """
 from __future__ import annotations
 
@@ -98,3 +101,92 @@ def forward_cost(method: Any, lr_shape: tuple[int, ...], scale: int) -> dict[str
     model, channels = counted(scale)
     n, _, h, w = lr_shape
     return {"flops": network_flops(model, (n, channels, h, w)), "parameters": count_parameters(model)}
+
+
+def training_step_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
+    """FLOPs of one training step of `model` on an input of `input_shape`: the forward and the backward to every
+    parameter (not to the input, which needs no gradient), counted on the meta device; cached per model and shape.
+    The loss and the optimizer update are elementwise (not counted)."""
+    shapes = _STEP.setdefault(model, {})
+    key = tuple(int(d) for d in input_shape)
+    if key not in shapes:
+        from torch.func import functional_call
+
+        meta = {name: torch.empty_like(t, device="meta").requires_grad_(True) for name, t in model.named_parameters()}
+        meta.update({name: torch.empty_like(t, device="meta") for name, t in model.named_buffers()})
+        x = torch.empty(key, device="meta")
+        counter = FlopCounterMode(display=False)
+        with counter:
+            functional_call(model, meta, (x,)).float().abs().mean().backward()
+        shapes[key] = int(counter.get_total_flops())
+    return shapes[key]
+
+
+_STEP: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[int, ...], int]]" = weakref.WeakKeyDictionary()
+
+# ZSSR's networks by the fields that decide their shape (one network object per shape keeps the caches above warm)
+_ZSSR_NETS: dict[tuple, torch.nn.Module] = {}
+ZSSR_NETWORK_FIELDS = ("depth", "width", "kernel_size", "conv", "activation", "bias", "learn_residual")
+
+
+def zssr_network(cfg: Any) -> torch.nn.Module:
+    """A ZSSR network of `cfg`'s shape (weights irrelevant: it is only counted)."""
+    key = tuple(getattr(cfg, f) for f in ZSSR_NETWORK_FIELDS)
+    if key not in _ZSSR_NETS:
+        from zssr.network import ZSSRNet
+
+        _ZSSR_NETS[key] = ZSSRNet(cfg)
+    return _ZSSR_NETS[key]
+
+
+def zssr_costs(cfg: Any, stats: dict[str, Any], measurements: list[int]) -> dict[str, int]:
+    """{"flops-train", "flops-test", "flops", "parameters"} of one ZSSR problem run with `cfg`, from its stats
+    (iterations, and per scale step its input size, relative scale and back-projections) and `measurements`, the
+    number of reconstruction-error measurements per scale step.
+
+    Training: one counted step at crop_size x crop_size (forward, backward, update) times the iterations (restarted
+    attempts included), plus one forward of the network at the step's input size per measurement (the
+    learning-rate policy's reconstruction error; the son's downscaling and interpolation are resizes, not counted).
+    Test: per scale step, one forward at the output size per self-ensemble pass (8, 4 or 1); back-projection and the
+    median are resizes and elementwise work (not counted)."""
+    from zssr.ensemble import ensemble_indices
+    from zssr.resize import resolve_scale_and_shape
+
+    net = zssr_network(cfg)
+    step = training_step_flops(net, (1, 3, cfg.crop_size, cfg.crop_size))
+    train = step * int(stats.get("iterations", 0))
+    test = 0
+    for k, info in enumerate(stats.get("steps", [])):
+        h, w = (int(v) for v in info["input_hw"])
+        sf = tuple(float(v) for v in info["relative_scale"])
+        if k < len(measurements):
+            train += measurements[k] * network_flops(net, (1, 3, h, w))
+        _, (oh, ow) = resolve_scale_and_shape((h, w), sf, None)
+        test += len(ensemble_indices(sf, cfg.ensemble)) * network_flops(net, (1, 3, int(oh), int(ow)))
+    return {"flops-train": train, "flops-test": test, "flops": train + test, "parameters": count_parameters(net)}
+
+
+_KERNELGAN: dict[tuple, int] = {}
+
+
+def kernelgan_flops(cfg: Any) -> int:
+    """FLOPs of a KernelGAN run of `cfg` (zssr.kernelgan): its iterations times one counted iteration, which does
+    not depend on the image (fixed crops): G's step (G and D forward on a crop, backward to both), G's kernel (its
+    response to a delta) and its loss terms, then D's step (G forward without gradients, D forward on a real and a
+    fake crop, backward). Counted on the meta device once per configuration."""
+    key = tuple(sorted((k, str(v)) for k, v in cfg.to_dict().items() if k not in ("seed", "precision", "max_iters")))
+    if key not in _KERNELGAN:
+        from zssr.kernelgan import Discriminator, Generator
+
+        with torch.device("meta"):
+            g, d = Generator(cfg), Discriminator(cfg)
+        d_size = g.output_size(cfg.crop_size)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            g_in = torch.empty(1, 3, cfg.crop_size, cfg.crop_size, device="meta")
+            (d(g(g_in)).mean() + g.kernel().abs().sum()).backward()
+            with torch.no_grad():
+                fake = g(g_in)
+            (d(torch.empty(1, 3, d_size, d_size, device="meta")).mean() + d(fake).mean()).backward()
+        _KERNELGAN[key] = int(counter.get_total_flops())
+    return _KERNELGAN[key] * int(cfg.max_iters)

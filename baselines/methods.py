@@ -6,7 +6,7 @@ from typing import Any
 from baselines.api import Method
 from baselines.pretrained import PRETRAINED
 from baselines.registry import LazyRegistry
-from baselines.zssr_presets import preset_names
+from baselines.zssr_presets import kernel_source_names, preset_names
 
 METHODS: LazyRegistry[type[Method]] = LazyRegistry("method")
 
@@ -18,8 +18,10 @@ METHODS.register("lanczos", "baselines.interpolation:Lanczos")
 ZSSR_PRESETS = preset_names()
 for _preset in ZSSR_PRESETS:
     METHODS.register(f"zssr-{_preset}", "baselines.zssr_method:preset_class()")
-METHODS.register("zssr-true-kernel", "baselines.zssr_method:ZSSRTrueKernel")  # non-blind: told the true kernel
-METHODS.register("zssr-kernelgan", "baselines.zssr_method:ZSSRKernelGAN")  # blind: KernelGAN's kernel
+# what kernel they train with, an overlay of every single-step preset: zssr-<preset>+true-kernel (non-blind, told
+# the true kernel) and zssr-<preset>+kernelgan (blind); for the original: zssr-true-kernel and zssr-kernelgan
+for _name in kernel_source_names():
+    METHODS.register(_name, "baselines.zssr_method:preset_class()")
 # external learning: the pretrained networks of baselines/pretrained.py's PRETRAINED table
 PRETRAINED_NAMES = tuple(PRETRAINED)
 for _name in PRETRAINED_NAMES:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from baselines.api import Method, MethodInfo, Request, Result
-from baselines.zssr_presets import NOTES, preset_names, quick_reduction
+from baselines.zssr_presets import KERNEL_SOURCES, NOTES, parse_kernel_source, preset_names, quick_reduction
 from zssr import ZSSR, ZSSRConfig
 from zssr.batched import BatchConfig, Problem
 from zssr.config import PRESETS as PRESET_OVERRIDES
@@ -96,7 +96,7 @@ class _ZSSRPreset(Method):
                 model = ZSSR(problem.config)
                 out = model.upscale(problem.lr, problem.scale, callback=problem.callback, kernels=problem.kernels)
                 outputs.append(out[0])
-                stats.append(_with_before(dict(model.last_stats), before))
+                stats.append(_with_before(dict(model.last_stats), before, problem.config))
         except Exception as exc:  # this request only
             return exc
         merged = dict(stats[-1])
@@ -104,6 +104,7 @@ class _ZSSRPreset(Method):
             merged["seconds-train"] = sum(s["seconds-train"] for s in stats)
             merged["iterations"] = sum(s["iterations"] for s in stats)
             merged["restarts"] = [r for s in stats for r in s.get("restarts", [])]
+            merged["flop-inputs"] = [f for s in stats for f in s["flop-inputs"]]
         return Result(torch.stack(outputs).to(req.lr.device), merged)
 
     def _problem(self, frame: torch.Tensor, req: Request, kernels: list | None = None
@@ -114,8 +115,15 @@ class _ZSSRPreset(Method):
         cfg = cell_cfg.replace(seed=int(req.seed), device=str(self.device) if self.cfg.device == "auto"
                                else self.cfg.device)
         report = self.on_progress
-        callback = (lambda it, *_: report(it)) if report is not None else None  # noqa: E731
-        return Problem(frame, req.scale, cfg, cell_kernels if kernels is None else kernels, callback), {}
+        measured = _Measurements()
+
+        def callback(it, loss, lr, rec):
+            measured.seen(it, rec)
+            if report is not None:
+                report(it)
+
+        problem = Problem(frame, req.scale, cfg, cell_kernels if kernels is None else kernels, callback)
+        return problem, {"measurements": measured}
 
     def _run_together(self, requests: list[Request]) -> list[Result | Exception]:
         from zssr.batched import upscale_many
@@ -131,15 +139,34 @@ class _ZSSRPreset(Method):
             except Exception as exc:  # this cell only
                 results[i] = exc
         outs = upscale_many([p for _, p, _ in staged], self.batch_config, device=self.device) if staged else []
-        for (i, _, before), out in zip(staged, outs):
+        for (i, problem, before), out in zip(staged, outs):
             if isinstance(out, Exception):
                 results[i] = out
                 continue
             sr, stats = out
-            stats = _with_before(stats, before)
+            stats = _with_before(stats, before, problem.config)
             stats["seconds-total"] += before.get("seconds-kernel", 0.0)
             results[i] = Result(sr, stats)
         return results
+
+    def counted_costs(self, stats: dict[str, Any]) -> dict[str, float]:
+        """FLOPs and parameters of a finished request, from its stats (called by the harness after the timed call;
+        baselines.flops.zssr_costs says what is counted). A KernelGAN estimate's FLOPs are charged like its seconds:
+        to every cell that uses it, as part of training."""
+        from baselines.flops import zssr_costs
+
+        total: dict[str, float] = {}
+        for cfg, run, attempts in stats.get("flop-inputs", []):
+            measured = measurements_per_step(len(run["steps"]), run["restarts"], attempts)
+            for key, value in zssr_costs(cfg, run, measured).items():
+                total[key] = value if key == "parameters" else total.get(key, 0) + value
+        if "kernelgan-config" in stats:
+            from baselines.flops import kernelgan_flops
+
+            kernel = kernelgan_flops(stats["kernelgan-config"])
+            total.update({"flops-kernel": kernel, "flops-train": total.get("flops-train", 0) + kernel,
+                          "flops": total.get("flops", 0) + kernel})
+        return total
 
     def config(self) -> dict[str, Any]:  # the batch settings are not part of it: they do not change the algorithm
         return {
@@ -154,11 +181,41 @@ class _ZSSRPreset(Method):
         }
 
 
-def _with_before(stats: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
-    """ZSSR's stats with what ran before it (a kernel estimate): its seconds count as training."""
+def _with_before(stats: dict[str, Any], before: dict[str, Any], cfg: ZSSRConfig) -> dict[str, Any]:
+    """ZSSR's stats with what ran before it (a kernel estimate: its seconds count as training) and what its FLOPs
+    are counted from after the timed call ("flop-inputs", see counted_costs)."""
+    before = dict(before)
+    measured = before.pop("measurements")
     stats.update(before)
     stats["seconds-train"] = stats.get("seconds-train", 0.0) + before.get("seconds-kernel", 0.0)
+    stats["flop-inputs"] = [(cfg, {"iterations": stats.get("iterations", 0), "steps": stats.get("steps", []),
+                                   "restarts": stats.get("restarts", [])}, measured.attempts)]
     return stats
+
+
+class _Measurements:
+    """How many reconstruction-error measurements each training attempt made (an attempt starts at iteration 0:
+    a scale step, or a restart of one), from the step loop's callback."""
+
+    def __init__(self) -> None:
+        self.attempts: list[int] = []
+
+    def seen(self, iteration: int, rec) -> None:
+        if iteration == 0:
+            self.attempts.append(0)
+        if rec is not None and self.attempts:
+            self.attempts[-1] += 1
+
+
+def measurements_per_step(n_steps: int, restarts: list[dict], attempts: list[int]) -> list[int]:
+    """The measurements of each scale step: its attempts are its restarts (stats["restarts"] name their step) plus
+    the one that finished it, in the order they ran."""
+    out, i = [], 0
+    for k in range(n_steps):
+        n = 1 + sum(1 for r in restarts if r.get("step") == k)
+        out.append(sum(attempts[i:i + n]))
+        i += n
+    return out
 
 
 # The original code's given-kernel and real-image settings (zssr.config.PRESETS), applied per cell when told.
@@ -213,6 +270,9 @@ class ZSSRKernelGAN(_ZSSRPreset):
     preset = "original"
     scales = (2, 4)
     seed_as = "zssr-original"
+    # KernelGAN's seed is zssr-kernelgan's cell seed for every preset that asks, so that they share one estimate
+    named_seeds = {"kernelgan": "zssr-original"}
+    estimate_cache = None  # a baselines.kernel_estimates.EstimateCache set by the harness (None: the process's)
     version = "2"  # 1: noise of 2/255 on D's fake inputs (the release adds 1/255 there)
 
     def __init__(self, profile: str = "paper", precision: str = "auto", **overrides: Any) -> None:
@@ -239,17 +299,33 @@ class ZSSRKernelGAN(_ZSSRPreset):
         return self.cfg.replace(**GIVEN_KERNEL), None
 
     def _problem(self, frame, req, kernels=None):
-        from zssr.kernelgan import estimate_kernel
+        from zssr.kernelgan import analytic_x4
 
         if req.scale not in self.scales:
             raise ValueError(f"{self.name}: KernelGAN estimates x2 kernels (and x4 from them); x{req.scale} is not "
                              "supported, use scale 2 or 4")
+        estimate = self._estimate(frame, int(req.seeds.get("kernelgan", req.seed)))
+        kernel = estimate.kernel_x2 if req.scale == 2 else analytic_x4(estimate.kernel_x2)
+        problem, before = super()._problem(frame, req, kernels=[kernel])
+        # each cell is charged the estimate's full cost, also when it reuses one computed for another cell
+        return problem, {**before, "seconds-kernel": estimate.seconds, "kernel-reused": estimate.reused,
+                         "kernel": kernel, "kernelgan-config": self.kgan}
+
+    def _estimate(self, frame: torch.Tensor, seed: int):
+        """KernelGAN's x2 kernel for `frame` with `seed`: computed once per (LR image, KernelGAN configuration,
+        seed, device kind) and shared through the harness's cache (baselines.kernel_estimates)."""
+        from baselines.kernel_estimates import PROCESS_CACHE, estimate_key
+        from zssr.kernelgan import estimate_kernel
+
+        cfg = self.kgan.replace(seed=seed)
         report = self.on_progress
-        estimate = estimate_kernel(frame, self.kgan.replace(seed=int(req.seed)),
-                                   callback=(lambda it, _: report(it)) if report is not None else None)
-        kernel = estimate.for_scale(req.scale)
-        problem, _ = super()._problem(frame, req, kernels=[kernel])
-        return problem, {"seconds-kernel": estimate.stats["seconds"], "kernel": kernel}
+
+        def compute():
+            est = estimate_kernel(frame, cfg, callback=(lambda it, _: report(it)) if report is not None else None)
+            return est.kernel_x2, est.stats["seconds"]
+
+        cache = self.estimate_cache if self.estimate_cache is not None else PROCESS_CACHE
+        return cache.estimate(estimate_key(frame, cfg.to_dict(), frame.device.type), compute)
 
     def config(self):
         return {**super().config(), "given_kernel": dict(GIVEN_KERNEL), "kernelgan": self.kgan.to_dict()}
@@ -264,14 +340,20 @@ _CLASSES: dict[str, type] = {}
 
 
 def preset_class(name: str) -> type[_ZSSRPreset]:
-    """The method class of a registered name "zssr-<preset>" (made once; the registry calls this lazily)."""
-    preset = name[len("zssr-"):]
-    if not name.startswith("zssr-") or preset not in PRESETS:
-        raise KeyError(f"{name!r} is not a ZSSR preset; presets: {', '.join(PRESETS)}")
-    if name not in _CLASSES:
-        _CLASSES[name] = type(f"ZSSR[{preset}]", (_ZSSRPreset,),
-                              {"name": name, "preset": preset, "__doc__": NOTES.get(preset, ""),
-                               "__module__": __name__})
+    """The method class of a registered name: "zssr-<preset>", or "zssr-<preset>+<kernel source>" (the kernel
+    source overlay: baselines.zssr_presets.KERNEL_SOURCES), made once (the registry calls this lazily)."""
+    if name in _CLASSES:
+        return _CLASSES[name]
+    preset, source = parse_kernel_source(name)
+    base = {"bicubic": _ZSSRPreset, "true-kernel": ZSSRTrueKernel, "kernelgan": ZSSRKernelGAN}[source]
+    if name == base.name:  # zssr-true-kernel, zssr-kernelgan: the original's, as they always were
+        return base
+    attrs = {"name": name, "preset": preset, "__module__": __name__,
+             "__doc__": NOTES.get(preset, "") if source == "bicubic" else
+             f"zssr-{preset} with kernel source {source}: {KERNEL_SOURCES[source]}; otherwise as {base.name}."}
+    if source != "bicubic":
+        attrs["seed_as"] = f"zssr-{preset}"  # the preset's random numbers: the two differ only in the kernel
+    _CLASSES[name] = type(f"ZSSR[{preset}{'+' + source if source != 'bicubic' else ''}]", (base,), attrs)
     return _CLASSES[name]
 
 

@@ -1,8 +1,13 @@
 """The ZSSR presets the harness registers (one method "zssr-<preset>" each) and their quick-profile reductions.
 
 The presets themselves are zssr.config's: every one of them is a method except the per-cell overlays (OVERLAYS),
-which the non-blind and blind adapters apply to zssr-original. A preset added there is registered here with the
-common quick reduction (QUICK_BASE) unless QUICK_EXCEPTIONS says otherwise; nothing else is written twice.
+which the non-blind and blind adapters apply per cell. A preset added there is registered here with the common
+quick reduction (QUICK_BASE) unless QUICK_EXCEPTIONS says otherwise; nothing else is written twice.
+
+What kernel ZSSR trains with is an overlay on any single-step preset (KERNEL_SOURCES): "zssr-<preset>" assumes
+bicubic downscaling, "zssr-<preset>+true-kernel" is told each cell's true kernel (non-blind), "zssr-<preset>+kernelgan"
+trains with KernelGAN's estimate (blind). For the original preset the two are the historical names
+zssr-true-kernel and zssr-kernelgan (LEGACY_NAMES), whose identities the committed results use.
 """
 from __future__ import annotations
 
@@ -34,6 +39,64 @@ NOTES = {
 }
 
 
+# What kernel ZSSR trains with: an overlay of every single-step preset (the multi-step ones take one kernel per
+# step, which neither a told kernel nor KernelGAN's x2 estimate provides). "bicubic" is the preset itself.
+KERNEL_SOURCES: dict[str, str] = {
+    "bicubic": "assumes MATLAB bicubic downscaling (the preset as it is)",
+    "true-kernel": "told each cell's true blur kernel (given-kernel configuration) and noise level (non-blind)",
+    "kernelgan": "trains with the kernel KernelGAN estimates from the LR image (blind; the estimate is shared by "
+                 "every preset that asks for the same one)",
+}
+# the original preset's kernel sources keep the names (and identities) they had before sources were an overlay
+LEGACY_NAMES: dict[tuple[str, str], str] = {("original", "true-kernel"): "zssr-true-kernel",
+                                            ("original", "kernelgan"): "zssr-kernelgan"}
+SOURCE_MARK = "+"
+
+
+def kernel_source_name(preset: str, source: str) -> str:
+    """The registered method name of `preset` with kernel source `source`."""
+    if source not in KERNEL_SOURCES:
+        raise KeyError(f"unknown kernel source {source!r}; known: {', '.join(KERNEL_SOURCES)}")
+    if source == "bicubic":
+        return f"zssr-{preset}"
+    return LEGACY_NAMES.get((preset, source), f"zssr-{preset}{SOURCE_MARK}{source}")
+
+
+def parse_kernel_source(name: str) -> tuple[str, str]:
+    """(preset, kernel source) of a registered ZSSR name; a KeyError naming the choices otherwise."""
+    for (preset, source), legacy in LEGACY_NAMES.items():
+        if name == legacy:
+            return preset, source
+    base, _, source = name.partition(SOURCE_MARK)
+    preset = base[len("zssr-"):]
+    if not base.startswith("zssr-") or preset not in preset_names():
+        raise KeyError(f"{name!r} is not a ZSSR preset; presets: {', '.join(preset_names())}")
+    source = source or "bicubic"
+    if source not in KERNEL_SOURCES or (source != "bicubic" and preset not in single_step_presets()):
+        raise KeyError(f"{name!r}: kernel sources {', '.join(KERNEL_SOURCES)} exist for the single-step presets "
+                       f"({', '.join(single_step_presets())})")
+    if kernel_source_name(preset, source) != name:  # zssr-original+true-kernel is spelt zssr-true-kernel
+        raise KeyError(f"{name!r} is registered as {kernel_source_name(preset, source)!r}")
+    return preset, source
+
+
+def single_step_presets() -> tuple[str, ...]:
+    """The presets that reach the target in one scale step (one kernel per cell is enough for them)."""
+    from zssr.config import ZSSRConfig
+
+    out = []
+    for p in preset_names():
+        cfg = ZSSRConfig.preset(p)
+        if not (cfg.gradual_increments or cfg.pass_factor or cfg.pass_factors or cfg.scale_factors):
+            out.append(p)
+    return tuple(out)
+
+
+def kernel_source_names() -> tuple[str, ...]:
+    """Every "zssr-<preset>+<source>" method besides the presets themselves (legacy names included)."""
+    return tuple(kernel_source_name(p, s) for p in single_step_presets() for s in KERNEL_SOURCES if s != "bicubic")
+
+
 def preset_names() -> tuple[str, ...]:
     """zssr.config's presets that are methods, in its order."""
     from zssr.config import ZSSRConfig
@@ -46,4 +109,5 @@ def quick_reduction(preset: str) -> dict[str, Any]:
     return dict(QUICK_EXCEPTIONS.get(preset, QUICK_BASE))
 
 
-__all__ = ["OVERLAYS", "QUICK_BASE", "QUICK_EXCEPTIONS", "preset_names", "quick_reduction"]
+__all__ = ["KERNEL_SOURCES", "LEGACY_NAMES", "OVERLAYS", "QUICK_BASE", "QUICK_EXCEPTIONS", "kernel_source_name",
+           "kernel_source_names", "parse_kernel_source", "preset_names", "quick_reduction", "single_step_presets"]

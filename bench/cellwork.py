@@ -17,6 +17,7 @@ from bench.results import (END_METRIC, UNAVAILABLE_PREFIX, Cell, curve_path, est
                            kernel_path, sr_path)
 
 log = logging.getLogger("bench")
+SHARED_ESTIMATES = "kernels-estimated/shared"  # KernelGAN estimates shared by the cells (and runs) that ask for them
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class CallCosts:
         alone, else the share the method reports ("seconds-total"); batch-size and seconds-batch only for a batch
         of several cells."""
         total = self.seconds if self.n_requests == 1 else float(stats["seconds-total"])
+        if stats.get("kernel-reused") and self.n_requests == 1:
+            # a reused kernel estimate is charged at its original cost (the method's seconds-train includes it; the
+            # batched shares include it already), so that a cell's total does not depend on which cell ran first
+            total += float(stats.get("seconds-kernel", 0.0))
         train = float(stats.get("seconds-train", 0.0))
         costs = {"seconds-train": train, "seconds-infer": max(0.0, total - train), "seconds-total": total}
         if self.n_cells > 1:
@@ -55,7 +60,7 @@ class CallCosts:
             costs["peak-memory-mb"] = self.memory.mb
         if self.memory.baseline_mb is not None and self.memory.mb is not None:
             costs["memory-baseline-mb"] = self.memory.baseline_mb
-        for stat in ("iterations", "seconds-kernel"):  # what a method reports beyond the clock
+        for stat in ("iterations", "seconds-kernel", "kernel-reused"):  # what a method reports beyond the clock
             if stat in stats:
                 costs[stat] = float(stats[stat])
         if isinstance(stats.get("restarts"), list):  # ZSSR: steps started again from fresh weights
@@ -101,6 +106,9 @@ class CellRunner:
         self._ready: dict[str, float | Exception] = {}
         self._hr: dict[str, np.ndarray] = {}
         self._seen: set[str] = set()
+        from baselines.kernel_estimates import EstimateCache
+
+        self._estimates = EstimateCache(self.out / SHARED_ESTIMATES)
 
     def _setup(self, name: str) -> float | Exception:
         """Set a method up once; returns its load seconds, or its failure (logged once, recorded for every cell)."""
@@ -109,6 +117,8 @@ class CellRunner:
             from bench.device import timed
 
             method, times = self.session.methods[name], {}
+            if hasattr(method, "estimate_cache"):  # KernelGAN estimates shared by methods, cells and runs
+                method.estimate_cache = self._estimates
             try:
                 if method.unavailable:
                     raise MethodUnavailable(method.unavailable)
@@ -174,8 +184,10 @@ class CellRunner:
             try:
                 hr, lr, drawn = self.pair(item)
                 seed = cell_seed(session.options.seed, item.cell, getattr(method, "seed_as", None))
+                seeds = {key: cell_seed(session.options.seed, item.cell, seed_as)
+                         for key, seed_as in (getattr(method, "named_seeds", None) or {}).items()}
                 requests.append(Request(image_to_tensor(lr, session.device), item.cell.scale, seed,
-                                        told_values(method, drawn)))
+                                        told_values(method, drawn), seeds))
                 inputs.append((j, CellInput(item, hr, lr, drawn)))
             except Exception as exc:
                 blocks[j] = self._failed(item, exc)
@@ -190,11 +202,12 @@ class CellRunner:
         except Exception as exc:  # the call as a whole: every cell it held fails (they run again on resume)
             results = [exc] * len(requests)
         call = CallCosts(seconds=times.get("call", 0.0), n_cells=len(items), n_requests=len(requests), memory=mem)
-        for (j, cell_input), result in zip(inputs, results):
+        for (j, cell_input), request, result in zip(inputs, requests, results):
             try:
                 if isinstance(result, Exception):
                     raise result
                 costs = call.costs(result.stats, load_seconds if first and j == inputs[0][0] else None)
+                costs.update(counted_costs(method, request, result.stats))
                 blocks[j] = self._record(cell_input, result, costs)
             except Exception as exc:
                 blocks[j] = self._failed(items[j], exc)
@@ -272,6 +285,29 @@ def _save_kernel(path: Path, kernel, overwrite: bool) -> None:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         savemat(path, {"Kernel": np.asarray(kernel, dtype=np.float64)})
+
+
+def counted_costs(method, request, stats: dict) -> dict[str, float]:
+    """FLOPs and parameters of a finished cell, counted after its timed call (so the counting is not in its
+    seconds): what the method counts itself from its run (`counted_costs(stats)`: ZSSR's training and test), else
+    one forward of its network at the cell's LR size (baselines.flops.forward_cost), else 0 for interpolation (no
+    network; resizes are not counted) and nothing for a method that exposes no network. A count that fails is
+    logged and left out; the cell stands."""
+    from baselines.flops import forward_cost
+
+    try:
+        if hasattr(method, "counted_costs"):
+            counted = method.counted_costs(stats)
+        elif hasattr(method, "counted_network"):
+            counted = forward_cost(method, tuple(request.lr.shape), request.scale)
+        elif method.info.family == "interpolation":
+            counted = {"flops": 0, "parameters": 0}
+        else:
+            counted = {}
+    except Exception as exc:  # noqa: BLE001 - a cost row is not worth a cell
+        log.warning("%s: FLOPs not counted: %s", method.name, exc)
+        counted = {}
+    return {k: float(v) for k, v in counted.items()}
 
 
 def told_values(method, drawn) -> dict:

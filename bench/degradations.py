@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import realistic as _realistic
 from bench.protocol import kernel_digest, make_pair
 
 
@@ -91,6 +92,8 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in (
     Entry("aniso-gaussian", "blur", 1, "a random anisotropic Gaussian blur per image and scale (DIV2KRK recipe), "
           "then subsampling"),
     Entry("kernel", "blur", 1, "a given blur kernel (MATLAB file, variable Kernel), then subsampling"),
+    # blur, noise and JPEG drawn together per image (bench/realistic.py: the source and its ranges)
+    Entry("realistic", "blur", 1, "realistic: " + _realistic.DESCRIPTION),
     Entry("noise", "after", 1, "additive white Gaussian noise, sigma in grey levels (of 255)", default="5"),
     Entry("jpeg", "after", 1, "JPEG compression (Pillow, 4:2:0) at the stated quality", default="75"),
 )}
@@ -133,6 +136,10 @@ class Degradation:
             kernel = aniso_gaussian_kernel(rng, scale)
         elif self.blur.name == "kernel":
             kernel = self.kernel_file
+        elif self.blur.name == "realistic":  # its own noise and JPEG too (parse() allows no further step)
+            drawn = _realistic.draw(rng)
+            return Realisation(kernel=drawn["kernel"], noise_sigma=drawn["noise_sigma"],
+                               jpeg_quality=drawn["jpeg_quality"])
         after = {s.name: (s.param or s.entry.default) for s in self.steps[1:]}
         return Realisation(kernel=kernel,
                            noise_sigma=float(after["noise"]) if "noise" in after else None,
@@ -189,7 +196,9 @@ def parse(spec: str) -> Degradation:
         steps.append(Step(name, param))
     blurs = [s for s in steps if s.entry.kind == "blur"]
     if len(blurs) > 1:
-        raise ValueError(f"degradation {spec!r}: at most one of bicubic, aniso-gaussian, kernel")
+        raise ValueError(f"degradation {spec!r}: at most one of bicubic, aniso-gaussian, kernel, realistic")
+    if blurs and blurs[0].name == "realistic" and len(steps) > 1:
+        raise ValueError(f"degradation {spec!r}: realistic draws its own noise and JPEG per image; use it alone")
     after = sorted((s for s in steps if s.entry.kind == "after"), key=lambda s: ("noise", "jpeg").index(s.name))
     if len({s.name for s in after}) != len(after):
         raise ValueError(f"degradation {spec!r}: a step is given twice")

@@ -166,8 +166,33 @@ _SPECS = (
     MetricSpec("restarts", False, "", ".0f", "ZSSR steps trained again because the network was dead: from fresh "
                "weights at restart_if_stuck of the budget, or from the step's starting weights when it ended no "
                "better than interpolation (retry_dead_steps); their iterations are in iterations", kind="cost"),
-    MetricSpec("seconds-kernel", False, "s", ".3g", "blind kernel estimation (KernelGAN), part of seconds-train",
-               kind="cost"),
+    MetricSpec("seconds-kernel", False, "s", ".3g", "blind kernel estimation (KernelGAN), part of seconds-train and "
+               "seconds-total. An estimate is computed once per LR image, KernelGAN configuration and seed and shared "
+               "by every method and run that asks for it (kernels-estimated/shared/); every cell that uses it is "
+               "charged its full measured cost, also when it reused it (kernel-reused = 1), so that no cell's "
+               "total depends on which cell ran first", kind="cost"),
+    MetricSpec("kernel-reused", False, "", ".0f", "1: the cell's KernelGAN estimate was computed for an earlier cell "
+               "or run and reused (its seconds-kernel is that computation's, charged, not spent again); 0: computed "
+               "for this cell", kind="cost"),
+    MetricSpec("flops", False, "FLOP", ".3g", "floating-point operations of the cell's method call, machine-"
+               "independent: 2 per multiply-add of convolutions, matrix products and attention (torch.utils."
+               "flop_counter on the meta device; biases, activations, resizes and other elementwise work not "
+               "counted, as in the SR literature's tables). Pretrained networks: one forward at the cell's LR size "
+               "(a resize to a non-native scale not counted). ZSSR: flops-train + flops-test. Interpolation: 0 (no "
+               "network). Reports show it as TFLOP per image", kind="cost"),
+    MetricSpec("flops-train", False, "FLOP", ".3g", "ZSSR's test-time training: one counted step at the crop size "
+               "(forward, backward to every weight; the optimizer update is elementwise) times the iterations "
+               "(restarted attempts included), plus one forward at the step's input size per reconstruction-error "
+               "measurement, plus flops-kernel where a KernelGAN estimate is used", kind="cost"),
+    MetricSpec("flops-test", False, "FLOP", ".3g", "ZSSR's final test: per scale step one forward at the output "
+               "size per self-ensemble pass (8, 4 or 1); back-projection and the median are resizes and elementwise "
+               "work (not counted)", kind="cost"),
+    MetricSpec("flops-kernel", False, "FLOP", ".3g", "KernelGAN's estimate: its iterations times one counted "
+               "iteration (G's step: G and D forward and backward, G's kernel; D's step: G forward, D forward on a "
+               "real and a fake crop, backward; the bicubic-loss target, a small fixed convolution, not counted); "
+               "charged to every cell that uses the estimate, like seconds-kernel; part of flops-train", kind="cost"),
+    MetricSpec("parameters", False, "", ".0f", "learnable parameters of the network that made the output (ZSSR: the "
+               "network trained on the image; 0 for interpolation)", kind="cost"),
     MetricSpec("batch-size", False, "", ".0f", "cells trained together in one call (BATCH); such a cell's "
                "seconds-train is its share of the batch's training time, in proportion to the iterations it ran, "
                "plus what ran for it alone (its final test, a kernel estimate)", kind="cost"),

@@ -121,6 +121,31 @@ class PrecisionSpy(Nearest):
         return {"precision": self.precision}
 
 
+class TinyNet(Method):
+    """A pretrained-style network (conv 3->8, conv 8->3 s^2, pixel shuffle) exposing it for FLOP counting."""
+
+    name = "test-tiny-net"
+    info = MethodInfo(family="external", training_data="none (random weights)", degradation="none")
+
+    def setup(self, device):
+        import torch
+        from torch import nn
+
+        super().setup(device)
+        torch.manual_seed(0)
+        self.nets = {s: nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3 * s * s, 3, padding=1),
+                                      nn.PixelShuffle(s)).to(device) for s in (2, 3, 4)}
+
+    def counted_network(self, scale):
+        return self.nets[scale], 3
+
+    def upscale(self, lr, scale):
+        import torch
+
+        with torch.no_grad():
+            return self.nets[scale](lr).clamp(0, 1)
+
+
 def _tiny_kernelgan() -> type:
     from baselines.zssr_method import ZSSRKernelGAN
 
@@ -134,6 +159,21 @@ def _tiny_kernelgan() -> type:
                              **kwargs)
 
     return TinyKernelGAN
+
+
+def _tiny_fast_kernelgan() -> type:
+    from baselines.zssr_method import preset_class
+
+    class TinyFastKernelGAN(preset_class("zssr-fast+kernelgan")):
+        """zssr-fast+kernelgan with test-kernelgan's KernelGAN configuration: the two share their estimates."""
+
+        name = "test-fast-kernelgan"
+
+        def __init__(self, profile: str = "quick", precision: str = "auto", **kwargs) -> None:
+            super().__init__(profile, precision, max_iters=6, back_projection_iters=(1,), kernelgan_max_iters=4,
+                             **kwargs)
+
+    return TinyFastKernelGAN
 
 
 def _tiny_zssr() -> type:
@@ -156,8 +196,8 @@ CLI_CODE = ("import sys; sys.path.insert(0, %r); import fake_methods; fake_metho
 
 
 def register() -> None:
-    for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce, Slow, ToldSpy, RunSpy, PrecisionSpy,
-                _tiny_kernelgan(), _tiny_zssr()):
+    for cls in (Nearest, InterruptAfter, Broken, MissingWeights, DieOnce, Slow, ToldSpy, RunSpy, PrecisionSpy, TinyNet,
+                _tiny_kernelgan(), _tiny_fast_kernelgan(), _tiny_zssr()):
         if cls.name not in METHODS:
             METHODS.register(cls.name, cls)
 

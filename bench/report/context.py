@@ -248,6 +248,8 @@ def draw_figures(data: RunData, groups: list[Group]) -> Figures:
         figures.plots[key] = {
             "tradeoff": plots.tradeoff(data, df, fig_dir / f"tradeoff_{key}.png",
                                        f"{title}: quality vs time per image"),
+            "tradeoff_flops": plots.tradeoff(data, df, fig_dir / f"tradeoff-tflop_{key}.png",
+                                             f"{title}: quality vs TFLOP per image", cost="tflop"),
             "categories": plots.category_bars(data, df, fig_dir / f"categories_{key}.png",
                                               f"{title}: per-category means (95% CI)"),
             "paired": plots.paired(data, df, PAIRED_METRICS, fig_dir / f"paired_{key}.png",

@@ -16,6 +16,8 @@ from bench.results import CELL_KEY, END_METRIC, read_results
 FAMILY_ORDER = ["interpolation", "internal", "external"]
 TIME_METRIC = "seconds-total"
 MEMORY_METRIC = "peak-memory-mb"
+FLOPS_METRIC = "flops"  # shown in TFLOP per image (FLOPS_UNIT)
+FLOPS_UNIT = 1e12
 
 
 def _as_bool(value) -> bool | None:

@@ -13,7 +13,7 @@ from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.report.load import TIME_METRIC, RunData  # noqa: E402
+from bench.report.load import FLOPS_METRIC, FLOPS_UNIT, TIME_METRIC, RunData  # noqa: E402
 from bench.report.tables import mean_ci, paired_differences  # noqa: E402
 
 FAMILY_COLOURS = {"interpolation": "#7f7f7f", "internal": "#d62728", "external": "#1f77b4", "other": "#2ca02c"}
@@ -61,11 +61,18 @@ def _method_style(data: RunData, methods: list[str]) -> dict[str, dict]:
     return style
 
 
-def tradeoff(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Path | None:
-    """Quality (one panel per quality metric) against mean seconds per image, log time axis."""
+# the trade-off plots' cost axes: metric, unit divisor, axis label
+COST_AXES = {"seconds": (TIME_METRIC, 1.0, "mean seconds per image (log)"),
+             "tflop": (FLOPS_METRIC, FLOPS_UNIT, "mean TFLOP per image (log; 0-FLOP interpolation not shown)")}
+
+
+def tradeoff(data: RunData, df: pd.DataFrame, out: Path, title: str, cost: str = "seconds") -> Path | None:
+    """Quality (one panel per quality metric) against a mean cost per image (COST_AXES: seconds, or TFLOP), log
+    cost axis; methods without a positive cost (interpolation's 0 FLOPs) are left out."""
+    cost_metric, unit, xlabel = COST_AXES[cost]
     metrics = [m for m in data.quality_metrics if m in set(df["metric"])]
     methods = data.methods_in(df)
-    if not metrics or TIME_METRIC not in set(df["metric"]):
+    if not metrics or cost_metric not in set(df["metric"]):
         return None
     style = _method_style(data, methods)
     ncols = min(3, len(metrics))
@@ -76,7 +83,7 @@ def tradeoff(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Path | N
     for ax, metric in zip(axes.flat, metrics):
         for m in methods:
             sub = df[df["method"] == m]
-            t, _, nt = mean_ci(sub.loc[sub["metric"] == TIME_METRIC, "value"])
+            t, _, nt = mean_ci(pd.to_numeric(sub.loc[sub["metric"] == cost_metric, "value"], errors="coerce") / unit)
             q, qci, nq = mean_ci(sub.loc[sub["metric"] == metric, "value"])
             if nt == 0 or nq == 0 or not (t > 0):
                 continue
@@ -84,7 +91,7 @@ def tradeoff(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Path | N
                         color=style[m]["color"], capsize=3, label=m, markersize=7)
         ax.set_xscale("log")
         _plain_log(ax.xaxis)
-        ax.set_xlabel("mean seconds per image (log)")
+        ax.set_xlabel(xlabel)
         arrow = "↑ better" if data.higher_is_better(metric) else "↓ better"
         ax.set_ylabel(f"{metric} ({arrow})")
         ax.grid(True, alpha=0.3)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.report.load import MEMORY_METRIC, TIME_METRIC, RunData
+from bench.report.load import FLOPS_METRIC, FLOPS_UNIT, MEMORY_METRIC, TIME_METRIC, RunData
 
 CI_LEVEL = 0.95
 
@@ -97,6 +97,8 @@ def _header(data: RunData, metric: str) -> str:
     unit = data.unit(metric)
     if metric == TIME_METRIC:
         return f"s / image {arrow(data, metric)}"
+    if metric == FLOPS_METRIC:
+        return f"TFLOP / image {arrow(data, metric)}"
     if metric == MEMORY_METRIC:  # on the CPU the process's resident set (it includes the process's baseline)
         what = "peak RSS" if (data.run.get("device") or {}).get("type") == "cpu" else "peak"
         return f"{what} {unit or 'MiB'} {arrow(data, metric)}"
@@ -106,7 +108,7 @@ def _header(data: RunData, metric: str) -> str:
 def table_metrics(data: RunData, df: pd.DataFrame) -> list[str]:
     present = set(df["metric"])
     out = [m for m in data.quality_metrics if m in present]
-    return out + [m for m in (TIME_METRIC, MEMORY_METRIC) if m in present]
+    return out + [m for m in (TIME_METRIC, FLOPS_METRIC, MEMORY_METRIC) if m in present]
 
 
 def method_label(data: RunData, method: str, df: pd.DataFrame) -> str:
@@ -139,6 +141,8 @@ def summary_table(data: RunData, df: pd.DataFrame, title: str, anchor: str) -> T
                 mean, ci, n = (float(finite.max()) if len(finite) else math.nan), math.nan, int(len(finite))
                 text = decimals(metric, mean)
             else:
+                if metric == FLOPS_METRIC:  # TFLOP per image
+                    values = pd.to_numeric(values, errors="coerce") / FLOPS_UNIT
                 mean, ci, n = mean_ci(values)
                 text = decimals(metric, mean)
                 if np.isfinite(ci):
@@ -153,8 +157,8 @@ def summary_table(data: RunData, df: pd.DataFrame, title: str, anchor: str) -> T
         rows.append(Row(method=method, label=method_label(data, method, df), family=data.family(method),
                         cells=cells, n_images=n_images))
     for j, metric in enumerate(metrics, start=1):
-        if metric == MEMORY_METRIC:  # memory is a cost to read, not a contest (and CPU figures include a baseline)
-            continue
+        if metric in (MEMORY_METRIC, FLOPS_METRIC):  # costs to read, not contests (interpolation's 0 FLOPs would
+            continue                                 # always win; CPU memory figures include a baseline)
         means = [r.cells[j].mean for r in rows if np.isfinite(r.cells[j].mean)]
         if len(means) < 2:
             continue
@@ -162,6 +166,12 @@ def summary_table(data: RunData, df: pd.DataFrame, title: str, anchor: str) -> T
         for r in rows:
             if np.isfinite(r.cells[j].mean) and decimals(metric, r.cells[j].mean) == decimals(metric, best):
                 r.cells[j].bold = True
+    reused = pd.to_numeric(df.loc[df["metric"] == "kernel-reused", "value"], errors="coerce")
+    if len(reused):
+        notes.append(f"KernelGAN estimates are computed once per LR image, KernelGAN configuration and seed and shared "
+                     f"by the methods that use them ({int((reused > 0).sum())} of {len(reused)} such cells here reused "
+                     "one); every cell is charged the estimate's full seconds and FLOPs, so its s / image and "
+                     "TFLOP / image do not depend on which cell computed it.")
     if any(r.n_images < 2 for r in rows) or (rows and max(r.n_images for r in rows) < 2):
         notes.append("One image only: the mean is shown without a confidence interval.")
     return Table(title=title, anchor=anchor, columns=columns, rows=rows, notes=notes)
