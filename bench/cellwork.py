@@ -277,7 +277,11 @@ def _save_kernel(path: Path, kernel, overwrite: bool) -> None:
 def told_values(method, drawn) -> dict:
     """What a non-blind method asks for (`told`) of the degradation's truth; nothing for blind methods."""
     known = {"kernel": drawn.kernel, "noise": drawn.noise_sigma}
-    return {k: known.get(k) for k in tuple(getattr(method, "told", ()) or ())}
+    told = {k: known.get(k) for k in tuple(getattr(method, "told", ()) or ())}
+    grid = getattr(drawn, "grid", "zssr")  # the kernel's subsampling grid is part of it; "zssr" goes unsaid
+    if "kernel" in told and drawn.kernel is not None and grid != "zssr":
+        told["grid"] = grid
+    return told
 
 
 @contextmanager
