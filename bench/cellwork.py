@@ -133,7 +133,10 @@ class CellRunner:
         image, dataset = item.image, self.session.dataset
         if image.name not in self._hr:
             self._hr = {image.name: dataset.load(image)}  # one image at a time: cells are image-major
-        return self.session.degradation(item.cell.degradation).make_pair(
+        degradation = self.session.degradation(item.cell.degradation)
+        if hasattr(degradation, "given_pair"):  # a paired dataset: the LR image is given
+            return degradation.given_pair(dataset, image, item.cell.scale, self.session.options.protocol == "y-only")
+        return degradation.make_pair(
             self._hr[image.name], item.cell.scale, name=f"{dataset.name}/{image.file}",
             y_only=self.session.options.protocol == "y-only", image_id=image.content_id)
 

@@ -291,3 +291,53 @@ def parse(spec: str) -> Degradation:
     return Degradation(spec="+".join(s.name + (f":{s.param}" if s.param else "") for s in steps), steps=steps,
                        id="+".join(ids), blur_id=ids[0], description=description, kernel_file=kernel)
 
+
+
+@dataclass(frozen=True)
+class GivenDegradation:
+    """A paired dataset's degradation: its LR images are given, not made. `id` (the results' degradation column)
+    is the dataset's declared name, e.g. given:g20; each image's identity covers its HR, its LR and what it tells
+    (bench.datasets.DatasetImage.content_id). What non-blind methods are told: the dataset's kernel (per image or
+    per set) on its declared grid, and its noise level."""
+
+    spec: str
+    id: str
+    description: str
+    scale: int
+    steps: tuple = ()
+    blur_id: str = ""
+    kernel_file: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, dataset) -> "GivenDegradation":
+        p = dataset.paired
+        told = ", ".join(x for x in (("a kernel (" + str(p.grid) + " grid)") if p.kernel or any(
+            im.kernel for im in dataset.images) else "", f"noise sigma {p.noise:g}" if p.noise else "") if x)
+        return cls(spec=p.degradation, id=p.degradation, scale=p.scale,
+                   description=f"LR images given by the dataset {dataset.name} (x{p.scale})"
+                   + (f"; non-blind methods are told {told}" if told else ""))
+
+    def given_pair(self, dataset, image, scale: int, y_only: bool) -> tuple[np.ndarray, np.ndarray, Realisation]:
+        """(mod-cropped HR, given LR, what non-blind methods are told); a pair whose sizes do not match the scale
+        is an error naming both files."""
+        from bench.protocol import check_size, modcrop, rgb_to_y
+
+        where = f"{dataset.name}: {image.file} / {image.lr_file}"
+        if scale != self.scale:
+            raise ValueError(f"{where}: the dataset gives LR images for x{self.scale}, not x{scale}")
+        hr, lr = dataset.load(image), dataset.load_lr(image)
+        check_size(hr, scale, f"{dataset.name}/{image.file}")
+        hr = modcrop(hr, scale)
+        want = (hr.shape[0] // scale, hr.shape[1] // scale)
+        if lr.shape[:2] != want or (hr.ndim == 3) != (lr.ndim == 3):
+            raise ValueError(f"{where}: the LR image is {lr.shape[1]}x{lr.shape[0]}"
+                             f"{'' if lr.ndim == 3 else ' (grey)'}, the HR image {hr.shape[1]}x{hr.shape[0]}"
+                             f"{'' if hr.ndim == 3 else ' (grey)'} (mod-cropped): at x{scale} the LR image must be "
+                             f"{want[1]}x{want[0]} with the same channels; fix or remove the pair")
+        if y_only:
+            hr, lr = rgb_to_y(hr), rgb_to_y(lr)
+        lr = lr if lr.flags.writeable else lr.copy()  # torch.from_numpy warns on a read-only array
+        p = dataset.paired
+        kernel = dataset.kernel_for(image)
+        return hr, lr, Realisation(kernel=kernel, noise_sigma=p.noise, grid=(p.grid or "zssr") if kernel is not None
+                                   else "zssr")
