@@ -176,3 +176,24 @@ def test_grids_match_zssr():
     from zssr.kernels import GRIDS
 
     assert ds.GRIDS == GRIDS
+
+
+MZSR_ROOT = paths.Path(__import__("os").environ.get("ZSSR_BENCH_MZSR_ROOT", "/tmp/mzsr_root"))
+
+
+@pytest.mark.skipif(not (MZSR_ROOT / "mzsr-g20-set5" / "Input" / "g20" / "kernel.mat").is_file(),
+                    reason="MZSR's files (JWSoh/MZSR) not under ZSSR_BENCH_MZSR_ROOT/mzsr-g20-set5")
+def test_the_declared_mzsr_g20_set_is_what_the_direct_step_makes(monkeypatch):
+    """bench/dataset_defs/mzsr-g20-set5.toml: MZSR's own LR files (checksummed) are exactly gauss-var-direct:2.0 of
+    their GT images, and the kernel told is the step's."""
+    from bench.degradations import parse
+
+    monkeypatch.setenv("ZSSR_BENCH_DATA", str(MZSR_ROOT))
+    d = ds.load_dataset("mzsr-g20-set5")
+    given = GivenDegradation.of(d)
+    assert given.id == "given:g20" and d.paired.grid == "direct"
+    for im in d.images:
+        hr, lr, drawn = given.given_pair(d, im, 2, y_only=False)
+        _, made, made_drawn = parse("gauss-var-direct:2.0").make_pair(d.load(im), 2, im.name, False, im.content_id)
+        assert np.array_equal(lr, made), im.name
+        np.testing.assert_allclose(drawn.kernel, made_drawn.kernel, rtol=0, atol=1e-15)
