@@ -96,7 +96,9 @@ def direct_as_correlation(kernel: np.ndarray) -> np.ndarray:
 class GridKernel:
     """A told kernel with the subsampling grid it was applied on (see GRIDS). ZSSR takes one where it takes a
     kernel (zssr.problem.step_kernels): `for_zssr` places it on ZSSR's grid, so that ZSSR's sons are made exactly
-    as the LR image was and a told ZSSR is not misaligned."""
+    as the LR image was and a told ZSSR is not misaligned. The direct grid is not flip-invariant (a flipped image
+    is sampled at s*i + s - 1): training is unaffected (sons are made after the flip), but a self-ensemble that flips
+    the test image would average outputs (s - 1) HR pixels apart; the given-kernel configuration has no ensemble."""
 
     kernel: np.ndarray = field(compare=False, repr=False)
     grid: str = "zssr"
