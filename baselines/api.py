@@ -26,7 +26,8 @@ class MethodInfo:
 @dataclass(frozen=True)
 class Request:
     """One cell for a method: the LR image (N x 3 x H x W on the method's device), the scale, the cell's seed,
-    what the method is told of the cell's degradation (only the keys it names in `told`: "kernel", "noise") and the
+    what the method is told of the cell's degradation (only the keys it names in `told`: "kernel", "noise"; with a
+    kernel applied on another grid than ZSSR's, also "grid": "direct" or "bicubic", see zssr.kernels.GRIDS) and the
     further seeds it names in `named_seeds` (e.g. a KernelGAN seed shared with other methods)."""
 
     lr: torch.Tensor

@@ -21,6 +21,13 @@ How a told degradation becomes SRMD's (k, sigma), see `srmd_kernel`:
   A `kernel:` file holding conv(k, zssr.kernels.bicubic_kernel(s)) degrades the same way up to the image border
   (the harness reflects); SRMD is then told k back (fit residual ~0). A degradation step "kernel then bicubic"
   would make this first-class (bench/, not done here).
+- the subsampling grid told with a kernel (zssr.kernels.GRIDS): "zssr" (unsaid; `kernel:`, `aniso-gaussian`) as
+  above; "bicubic" (blur, then MATLAB bicubic downscaling: `gauss-*-bicubic`, MZSR's g^b) is SRMD's own model, so
+  SRMD is told the kernel itself (centred, cut to 15 x 15; no fit); "direct" (`gauss-*-direct`, MZSR's g^d:
+  convolve, keep [0::s]) is an error. Its LR pixel i sits at HR s*i, (s - 1) / 2 HR pixels before where SRMD's
+  bicubic downsampler puts it, so the k_b that emulates it is off-centre by that much, and SRMD's kernel PCA
+  (built from centred Gaussians) has no component that carries such a shift: SRMD would be misaligned. SRMD's
+  released models for a direct downsampler would be needed (not in the weight store).
 - a kernel whose weight lies outside SRMD's 15 x 15 support (more than SUPPORT_MASS_LIMIT of it, after centring)
   cannot be represented: `check_told` raises, naming the kernel and the limit.
 """
@@ -159,6 +166,23 @@ def srmd_kernel(kernel: np.ndarray | None, scale: int) -> tuple[np.ndarray, floa
     return k_b, residual
 
 
+def srmd_kernel_on_grid(kernel: np.ndarray | None, scale: int, grid: str = "zssr") -> tuple[np.ndarray, float]:
+    """srmd_kernel for a kernel applied on `grid` (see the module doc): "zssr" fits k_b, "bicubic" is SRMD's own
+    model (the kernel itself), "direct" is an error naming why."""
+    if kernel is None or grid == "zssr":
+        return srmd_kernel(kernel, scale)
+    if grid == "bicubic":
+        k = _crop_middle(_centre_on(kernel, KERNEL_SIZE), KERNEL_SIZE)
+        return k / k.sum(), 0.0
+    if grid == "direct":
+        raise ValueError(
+            f"SRMD cannot be told a kernel on the direct subsampling grid (convolve, keep [0::{scale}]): that LR "
+            f"image sits {(scale - 1) / 2:g} HR pixel(s) per axis before SRMD's bicubic-downsampler grid, a shift "
+            "its centred kernel PCA cannot express, so it would be misaligned. Use the gauss-*-bicubic steps (SRMD's "
+            "own model) or a method that takes the grid (zssr-true-kernel).")
+    raise ValueError(f"SRMD: unknown subsampling grid {grid!r}")
+
+
 def degradation_vector(kernel15: np.ndarray, noise_sigma: float | None, pca: np.ndarray, with_noise: bool
                        ) -> np.ndarray:
     """SRMD's degradation vector: P @ k(:) (column-major, as MATLAB), then sigma / 255 for SRMD (not SRMDNF)."""
@@ -195,6 +219,7 @@ def stretch(lr: torch.Tensor, vector: np.ndarray) -> torch.Tensor:
 class _Told:
     kernel: np.ndarray | None = None
     noise: float | None = None
+    grid: str = "zssr"
 
 
 class SRMD(Method):
@@ -227,8 +252,8 @@ class SRMD(Method):
     def weight_name(self, scale: int) -> str:
         return f"{self.model}-x{scale}"
 
-    def set_degradation(self, kernel=None, noise=None) -> None:
-        self._told = _Told(None if kernel is None else np.asarray(kernel, dtype=np.float64), noise)
+    def set_degradation(self, kernel=None, noise=None, grid="zssr") -> None:
+        self._told = _Told(None if kernel is None else np.asarray(kernel, dtype=np.float64), noise, grid)
 
     def check_told(self, kernel: np.ndarray | None, where: str = "the told kernel") -> None:
         """Raise ValueError for a kernel SRMD cannot represent (the harness may call this before any cell)."""
@@ -272,7 +297,7 @@ class SRMD(Method):
         if not self.supports(scale):
             raise ValueError(f"{self.name} supports scales {self.scales}, not x{scale}")
         check_told(self._told.kernel)
-        k15, fit_error = srmd_kernel(self._told.kernel, scale)
+        k15, fit_error = srmd_kernel_on_grid(self._told.kernel, scale, self._told.grid)
         vector = degradation_vector(k15, self._told.noise, self.pca, self.with_noise)
         x = stretch(lr.to(device=self.device, dtype=torch.float32), vector)
         sr = self.nets[scale](x).clamp_(0, 1)

@@ -244,7 +244,11 @@ class ZSSRTrueKernel(_ZSSRPreset):
     def _cell_config(self, told):
         cfg, kernels = self.cfg, None
         if told.get("kernel") is not None:
-            kernels = [told["kernel"]]
+            from zssr.kernels import GridKernel
+
+            # placed on ZSSR's grid for the grid it was applied on (unsaid: ZSSR's own, re-centred as before)
+            grid = told.get("grid", "zssr")
+            kernels = [told["kernel"] if grid == "zssr" else GridKernel(told["kernel"], grid)]
             cfg = cfg.replace(**GIVEN_KERNEL)
         if told.get("noise"):
             cfg = cfg.replace(noise_std=NOISE_STD)

@@ -143,7 +143,10 @@ class CellRunner:
         image, dataset = item.image, self.session.dataset
         if image.name not in self._hr:
             self._hr = {image.name: dataset.load(image)}  # one image at a time: cells are image-major
-        return self.session.degradation(item.cell.degradation).make_pair(
+        degradation = self.session.degradation(item.cell.degradation)
+        if hasattr(degradation, "given_pair"):  # a paired dataset: the LR image is given
+            return degradation.given_pair(dataset, image, item.cell.scale, self.session.options.protocol == "y-only")
+        return degradation.make_pair(
             self._hr[image.name], item.cell.scale, name=f"{dataset.name}/{image.file}",
             y_only=self.session.options.protocol == "y-only", image_id=image.content_id)
 
@@ -313,7 +316,11 @@ def counted_costs(method, request, stats: dict) -> dict[str, float]:
 def told_values(method, drawn) -> dict:
     """What a non-blind method asks for (`told`) of the degradation's truth; nothing for blind methods."""
     known = {"kernel": drawn.kernel, "noise": drawn.noise_sigma}
-    return {k: known.get(k) for k in tuple(getattr(method, "told", ()) or ())}
+    told = {k: known.get(k) for k in tuple(getattr(method, "told", ()) or ())}
+    grid = getattr(drawn, "grid", "zssr")  # the kernel's subsampling grid is part of it; "zssr" goes unsaid
+    if "kernel" in told and drawn.kernel is not None and grid != "zssr":
+        told["grid"] = grid
+    return told
 
 
 @contextmanager

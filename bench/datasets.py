@@ -4,6 +4,13 @@ Where an image comes from, in order: the data root (ZSSR_BENCH_DATA/<dataset>/<f
 (ZSSR_BENCH_CACHE/datasets/<dataset>/<file>), then its public source, verified by checksum before caching.
 `builtin` images are read from the installed scikit-image package. A folder given as DATASET is a dataset whose
 subfolders are categories.
+
+A paired dataset gives the LR images too (BasicSR's dataroot_gt + dataroot_lq; MZSR's Input/g20, DIV2KRK, camera
+pairs): its declaration has a [paired] table (the degradation's name for the results, e.g. given:g20; the scale;
+optionally the blur kernel, its subsampling grid and the noise level that non-blind methods are told) and each image
+an lr_file with its own checksums; a folder is paired when it holds HR/ and LR_x<s>/ (the same file names), or
+<name>_GT.png beside <name>.png, with an optional paired.toml (degradation, grid, noise) and kernel.mat (per set)
+or <name>.mat beside an LR image (per image). The identity of a paired image covers HR, LR and what is told.
 """
 from __future__ import annotations
 
@@ -46,12 +53,54 @@ class DatasetImage:
     url: str | None = None
     processing: str = "none"
     content_sha: str | None = None  # folder datasets: sha256 of the file as found
+    # paired datasets: the given LR image, as the HR one (file, checksums, source), and its own kernel file
+    lr_file: str | None = None
+    lr_pixels_sha256: str | None = None
+    lr_sha256: str | None = None
+    lr_url: str | None = None
+    lr_content_sha: str | None = None
+    kernel: str | None = None  # a per-image kernel (.mat, beside the LR file in a folder; declared: a file name)
+    kernel_sha256: str | None = None
+    kernel_url: str | None = None
+    told_sha: str | None = None  # paired: the checksum of what non-blind methods are told (kernel, grid, noise)
 
     @property
     def content_id(self) -> str:
         """What the image is, for a cell's identity: its declared pixel checksum (a declared image that differs is
-        an error when loaded), or for a folder the file's checksum; 16 hex digits."""
-        return (self.pixels_sha256 or self.sha256 or self.content_sha or "undeclared")[:16]
+        an error when loaded), or for a folder the file's checksum; 16 hex digits. A paired image: of HR, LR and
+        what is told, together."""
+        hr = (self.pixels_sha256 or self.sha256 or self.content_sha or "undeclared")[:16]
+        if self.lr_file is None:
+            return hr
+        lr = self.lr_pixels_sha256 or self.lr_sha256 or self.lr_content_sha or "undeclared"
+        return hashlib.sha256(f"{hr}|{lr}|{self.told_sha or ''}".encode()).hexdigest()[:16]
+
+    @property
+    def lr(self) -> "DatasetImage":
+        """The LR image as an image of its own (for loading and checking it like an HR one)."""
+        if self.lr_file is None:
+            raise DatasetError(f"{self.name}: not a paired image (no lr_file)")
+        return DatasetImage(name=self.name, category=self.category, file=self.lr_file,
+                            pixels_sha256=self.lr_pixels_sha256, sha256=self.lr_sha256, url=self.lr_url,
+                            content_sha=self.lr_content_sha)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """What a paired dataset declares about its LR images: the degradation's name (the results' degradation
+    column, e.g. given:g20), the scale, and what non-blind methods are told: a kernel file for the whole set (each
+    image may have its own), its subsampling grid (zssr.kernels.GRIDS) and the noise sigma (grey levels)."""
+
+    degradation: str
+    scale: int
+    kernel: str | None = None
+    kernel_sha256: str | None = None
+    kernel_url: str | None = None
+    grid: str | None = None
+    noise: float | None = None
+
+    def told_sha(self, image: DatasetImage, kernel_sha: str | None) -> str:
+        return hashlib.sha256(f"{kernel_sha}|{self.grid}|{self.noise}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -67,10 +116,53 @@ class Dataset:
     extra: dict = field(default_factory=dict)
     skipped: tuple[str, ...] = ()  # folder datasets: files left out (hidden, not an image), said once in the log
     notes: tuple[str, ...] = ()  # folder datasets: one-line remarks for the log and the report (alpha, links, ...)
+    paired: Paired | None = None  # set for datasets whose LR images are given
 
     @property
     def categories(self) -> list[str]:
         return sorted({im.category for im in self.images})
+
+    def load_lr(self, image: DatasetImage) -> np.ndarray:
+        """The verified uint8 LR image of a paired dataset's image."""
+        return self.load(image.lr)
+
+    def kernel_for(self, image: DatasetImage) -> np.ndarray | None:
+        """The kernel non-blind methods are told for `image` (its own, else the set's; None: none declared),
+        normalised to sum 1. A .mat file holding one 2-D matrix, named Kernel (ZSSR) or kernel (MZSR)."""
+        if self.paired is None:
+            return None
+        if image.kernel:
+            return _load_kernel(self._file(image.kernel, image.kernel_sha256, image.kernel_url))
+        if self.paired.kernel:
+            return _load_kernel(self._file(self.paired.kernel, self.paired.kernel_sha256, self.paired.kernel_url))
+        return None
+
+    def _file(self, file: str, sha256: str | None, url: str | None) -> Path:
+        """A declared non-image file (a kernel): in the folder, the data root or the cache, else downloaded; its
+        checksum verified where declared."""
+        if self.folder is not None:
+            return paths.inside(self.folder, file)
+        root = paths.data_root()
+        candidates = [paths.inside(root / paths.safe_component(self.name), file)] if root is not None else []
+        cache = paths.cache_root() / "datasets"
+        cached = paths.inside(cache / paths.safe_component(self.name), file)
+        for p in candidates + [cached]:
+            if p.is_file():
+                if sha256 and sha256_file(p) != sha256:
+                    raise DatasetError(f"{p}: checksum mismatch for {file} (expected {sha256[:12]}..., got "
+                                       f"{sha256_file(p)[:12]}...); replace it or remove it to download it again")
+                return p
+        if not url:
+            raise DatasetError(f"{self.name}/{file}: not under ZSSR_BENCH_DATA nor in the cache, and it has no "
+                               "public source")
+        try:
+            data = download(url)
+        except DownloadError as exc:
+            raise DatasetError(f"{self.name}/{file}: not found locally and the download failed ({exc})") from exc
+        if sha256 and sha256_bytes(data) != sha256:
+            raise DatasetError(f"{self.name}/{file}: checksum mismatch for the file downloaded from {url}; not cached")
+        atomic_write(cached, data)
+        return cached
 
     def load(self, image: DatasetImage) -> np.ndarray:
         """The verified uint8 HR image."""
@@ -165,6 +257,63 @@ def _load_package_file(url: str) -> np.ndarray:
     return load_image(Path(list(spec.submodule_search_locations)[0]) / rel)
 
 
+def _load_kernel(path: Path) -> np.ndarray:
+    from scipy.io import loadmat
+
+    try:
+        data = loadmat(str(path))
+    except Exception as exc:
+        raise DatasetError(f"kernel {path}: not a readable MATLAB file ({type(exc).__name__}: {exc})") from exc
+    name = next((n for n in ("Kernel", "kernel") if n in data), None)
+    kernel = np.asarray(data[name], dtype=np.float64) if name else None
+    if kernel is None or kernel.ndim != 2 or not np.isfinite(kernel).all() or kernel.sum() <= 0:
+        raise DatasetError(f"kernel {path}: needs a finite 2-D matrix with a positive sum named Kernel or kernel "
+                           f"(found {[n for n in data if not n.startswith('__')]})")
+    return kernel / kernel.sum()
+
+
+def _paired_from(table: dict, where: str) -> Paired:
+    table = dict(table)
+    unknown = set(table) - {f for f in Paired.__dataclass_fields__}
+    if unknown or "degradation" not in table or "scale" not in table:
+        raise DatasetError(f"{where}: [paired] needs degradation and scale (and may have kernel, kernel_sha256, "
+                           f"kernel_url, grid, noise); got {sorted(table)}")
+    degradation = str(table["degradation"])
+    if not re.fullmatch(r"given:[A-Za-z0-9._-]+", degradation):
+        raise DatasetError(f"{where}: [paired] degradation {degradation!r} must read given:<name> (letters, digits, "
+                           "'.', '_' or '-'), e.g. given:g20")
+    scale = table["scale"]
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 2:
+        raise DatasetError(f"{where}: [paired] scale must be an integer >= 2, got {scale!r}")
+    grid = table.get("grid")
+    if grid is not None and grid not in GRIDS:
+        raise DatasetError(f"{where}: [paired] grid {grid!r}: one of {', '.join(GRIDS)}")
+    noise = table.get("noise")
+    if noise is not None and (isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0):
+        raise DatasetError(f"{where}: [paired] noise must be a sigma >= 0 in grey levels, got {noise!r}")
+    return Paired(degradation=degradation, scale=scale, kernel=table.get("kernel"),
+                  kernel_sha256=table.get("kernel_sha256"), kernel_url=table.get("kernel_url"), grid=grid,
+                  noise=None if not noise else float(noise))
+
+
+GRIDS = ("zssr", "direct", "bicubic")  # zssr.kernels.GRIDS (that module loads torch; this one must not)
+
+
+def _with_told(images: tuple[DatasetImage, ...], paired: Paired, kernel_sha: "callable") -> tuple[DatasetImage, ...]:
+    """Paired images with the checksum of what they tell (their kernel's, the grid, the noise) in their identity;
+    a kernel without a grid is an error (the grid is half of what a kernel says)."""
+    out = []
+    for im in images:
+        if im.lr_file is None:
+            raise DatasetError(f"paired dataset: image {im.name!r} ({im.file}) has no lr_file")
+        sha = kernel_sha(im)
+        if sha is not None and paired.grid is None:
+            raise DatasetError(f"paired dataset: a kernel is given ({im.kernel or paired.kernel}) but no grid; "
+                               f"declare grid = one of {', '.join(GRIDS)} (how the LR images were subsampled)")
+        out.append(replace(im, told_sha=paired.told_sha(im, sha)))
+    return tuple(out)
+
+
 def available() -> list[str]:
     return sorted(p.stem for p in paths.DATASET_DEFS.glob("*.toml"))
 
@@ -194,10 +343,14 @@ def load_dataset(name_or_path: str) -> Dataset:
     images = tuple(DatasetImage(**im) for im in spec.pop("images"))
     _check_definition(spec.get("name"), images, definition)
     _check_unique(images, name_or_path)
+    paired = _paired_from(spec.pop("paired"), str(definition)) if "paired" in spec else None
+    if paired is not None:  # declared checksums identify the kernels
+        images = _with_told(images, paired, lambda im: im.kernel_sha256 if im.kernel else paired.kernel_sha256
+                            if paired.kernel else None)
     return Dataset(
         name=spec.pop("name"), version=str(spec.pop("version")), description=spec.pop("description", ""),
-        images=images, default_scales=tuple(spec.pop("default_scales", (2, 3, 4))),
-        licence=spec.pop("licence", ""), source=spec.pop("source", ""), extra=spec,
+        images=images, default_scales=tuple(spec.pop("default_scales", (paired.scale,) if paired else (2, 3, 4))),
+        licence=spec.pop("licence", ""), source=spec.pop("source", ""), extra=spec, paired=paired,
     )
 
 
@@ -264,6 +417,9 @@ def folder_dataset(folder: Path) -> Dataset:
     if is_run_folder(folder):
         raise DatasetError(f"{folder}: this is a run folder of this suite (it holds run.json or .lock), not a "
                            "dataset; give the folder of images")
+    paired = paired_folder_dataset(folder)
+    if paired is not None:
+        return paired
     found, runs, linked, loops = _walk(folder)
     files, skipped = [], []
     for p in found:
@@ -300,6 +456,88 @@ def folder_dataset(folder: Path) -> Dataset:
     return Dataset(name=folder.name, version=f"folder-{digest.hexdigest()[:12]}", description=f"images under {folder}",
                    images=images_t, default_scales=(2, 4), source=str(folder), folder=folder,
                    skipped=tuple(skipped), notes=tuple(notes))
+
+
+_LR_FOLDER = re.compile(r"LR_x(\d+)")
+
+
+def _image_files(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+            and p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def paired_folder_dataset(folder: Path) -> Dataset | None:
+    """A folder laid out as a paired dataset (HR/ + LR_x<s>/, or <name>_GT.png beside <name>.png), else None.
+    Every HR image needs its LR partner and the other way round (an error names both files); the scale is the
+    LR_x<s> folder's, or, for the _GT layout, paired.toml's `scale` (default: the HR/LR size ratio, the same for
+    every pair). paired.toml may also set degradation (default given:<folder name>), grid and noise."""
+    lr_dirs = [d for d in sorted(folder.iterdir()) if d.is_dir() and _LR_FOLDER.fullmatch(d.name)]
+    gts = sorted(p for p in folder.iterdir() if p.is_file() and p.stem.endswith("_GT")
+                 and p.suffix.lower() in IMAGE_SUFFIXES)
+    if (folder / "HR").is_dir() and lr_dirs:
+        if len(lr_dirs) > 1:
+            raise DatasetError(f"{folder}: one LR_x<s> folder per paired dataset, found "
+                               f"{', '.join(d.name for d in lr_dirs)}; make one dataset folder per scale")
+        hr_files, lr_files = _image_files(folder / "HR"), _image_files(lr_dirs[0])
+        scale = int(_LR_FOLDER.fullmatch(lr_dirs[0].name).group(1))
+        pairs = {n: (hr_files.get(n), lr_files.get(n)) for n in sorted(set(hr_files) | set(lr_files))}
+        where_lr = lr_dirs[0]
+    elif gts:
+        lrs = _image_files(folder)
+        pairs = {}
+        for gt in gts:
+            name = gt.stem[: -len("_GT")]
+            pairs[name] = (gt, lrs.get(name))
+        for name, p in lrs.items():
+            if not name.endswith("_GT") and name not in pairs:
+                pairs[name] = (None, p)
+        scale, where_lr = None, folder
+    else:
+        return None
+    for name, (hr, lr) in pairs.items():
+        if hr is None or lr is None:
+            have, missing = (hr, "its LR image") if lr is None else (lr, "its HR image")
+            raise DatasetError(f"{folder}: {have.relative_to(folder)} has no partner ({missing} "
+                               f"{name!r} is missing); a paired dataset needs both of every pair")
+    settings = tomllib.loads((folder / "paired.toml").read_text()) if (folder / "paired.toml").is_file() else {}
+    if scale is None:
+        scale = settings.get("scale") or _size_ratio(folder, pairs)
+    if settings.get("scale", scale) != scale:
+        raise DatasetError(f"{folder}: paired.toml says scale {settings['scale']}, the folder {where_lr.name} "
+                           f"x{scale}")
+    set_kernel = where_lr / "kernel.mat"
+    table = {"degradation": f"given:{paths.safe_component(folder.name)}", "scale": scale, **settings}
+    if set_kernel.is_file():
+        table["kernel"] = str(set_kernel.relative_to(folder))
+    paired = _paired_from(table, str(folder / "paired.toml"))
+    images = []
+    for name, (hr, lr) in pairs.items():
+        own = lr.with_suffix(".mat")
+        images.append(DatasetImage(
+            name=name, category=folder.name, file=str(hr.relative_to(folder)), content_sha=sha256_file(hr),
+            lr_file=str(lr.relative_to(folder)), lr_content_sha=sha256_file(lr),
+            kernel=str(own.relative_to(folder)) if own.is_file() else None))
+    kernel_sha = lambda im: (sha256_file(folder / im.kernel) if im.kernel else
+                             sha256_file(folder / paired.kernel) if paired.kernel else None)
+    images_t = _with_told(tuple(images), paired, kernel_sha)
+    _check_unique(images_t, str(folder))
+    digest = hashlib.sha256("\n".join(f"{im.file}:{im.lr_file}:{im.content_id}" for im in images_t).encode())
+    return Dataset(name=folder.name, version=f"folder-{digest.hexdigest()[:12]}",
+                   description=f"image pairs under {folder} (LR given, x{scale})", images=images_t,
+                   default_scales=(scale,), source=str(folder), folder=folder, paired=paired)
+
+
+def _size_ratio(folder: Path, pairs: dict) -> int:
+    from PIL import Image
+
+    ratios = set()
+    for hr, lr in pairs.values():
+        with Image.open(hr) as a, Image.open(lr) as b:
+            ratios.add((a.size[0] // b.size[0]) if b.size[0] else 0)
+    if len(ratios) != 1 or min(ratios) < 2:
+        raise DatasetError(f"{folder}: the HR/LR size ratios differ or are < 2 ({sorted(ratios)}); give the scale "
+                           "in paired.toml (scale = 2)")
+    return ratios.pop()
 
 
 def _check_definition(name, images: tuple[DatasetImage, ...], where: Path) -> None:

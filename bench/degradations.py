@@ -1,11 +1,17 @@
 """Degradations: how LR images are made from HR ones, as named, versioned entries of a registry.
 
 A degradation is written as steps joined with "+": one blur-and-downscale step (`bicubic`, the default;
-`aniso-gaussian`; `kernel:<file.mat>`) then optional `noise[:sigma]` (Gaussian, sigma in grey levels of 255) and
+`aniso-gaussian`; `kernel:<file.mat>`; the published Gaussians `gauss-var-direct:2.0` and the like, see
+GAUSS_STEPS) then optional `noise[:sigma]` (Gaussian, sigma in grey levels of 255) and
 `jpeg[:quality]`, e.g. `aniso-gaussian+jpeg:75`. What is drawn at random (a kernel, the noise) is seeded by the
 image's content, the scale and the degradation, so a cell is reproducible anywhere, and differs between images.
 A degradation's `id` (in every cell's key) names its steps with their parameters and versions: bump an entry's
 version whenever its LR images change.
+
+The subsampling grid (zssr.kernels.GRIDS) is half of what a blur step does, and is told with its kernel:
+`kernel:` and `aniso-gaussian` use ZSSR's grid (the kernel re-centred by kernel_shift, LR pixel i centred at HR
+s*i + (s - 1) / 2, as MATLAB bicubic); `gauss-*-direct` convolve and keep [0::s, 0::s] (MZSR's g^d, SRMD's direct
+downsampler: LR pixel i centred at HR s*i); `gauss-*-bicubic` blur then MATLAB bicubic downscaling (MZSR's g^b).
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ class Realisation:
     kernel: np.ndarray | None = field(default=None, compare=False, repr=False)
     noise_sigma: float | None = None
     jpeg_quality: int | None = None
+    grid: str = "zssr"  # the subsampling grid the kernel was applied on (zssr.kernels.GRIDS)
 
 
 def _rng(*parts) -> np.random.Generator:
@@ -55,6 +62,64 @@ def aniso_gaussian_kernel(rng: np.random.Generator, scale: int, size: int = 21, 
     z = np.stack([xx - mu, yy - mu], axis=-1)
     raw = np.exp(-0.5 * np.einsum("...i,ij,...j->...", z, inv, z)) * (1.0 + noise)
     return raw / raw.sum()
+
+
+def gaussian_kernel(variances: tuple[float, float], angle_deg: float = 0.0, size: int = 21) -> np.ndarray:
+    """A Gaussian as MZSR's gkernel.anisotropic_Gaussian makes it: covariance R diag(v1, v2) R^T (v: VARIANCES, R a
+    rotation by `angle_deg`, x first), sampled at integer offsets from the middle of a size x size grid, normalised
+    to sum 1. MZSR's "g^d 2.0" (its Input/g20/kernel.mat) is variances (2, 2), 21 x 21."""
+    theta = np.deg2rad(angle_deg)
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    inv = np.linalg.inv(rot @ np.diag(np.asarray(variances, dtype=np.float64)) @ rot.T)
+    r = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    xx, yy = np.meshgrid(r, r)
+    z = np.stack([xx, yy], axis=-1)
+    k = np.exp(-0.5 * np.einsum("...i,ij,...j->...", z, inv, z))
+    return k / k.sum()
+
+
+# The published Gaussians: step name -> (the parameter is a variance or a sigma, the subsampling grid)
+GAUSS_STEPS = {"gauss-var-direct": ("var", "direct"), "gauss-sigma-direct": ("sigma", "direct"),
+               "gauss-var-bicubic": ("var", "bicubic"), "gauss-sigma-bicubic": ("sigma", "bicubic")}
+GAUSS_SIZE = 21  # MZSR's kernel size (Input/g20/kernel.mat)
+
+
+def parse_gauss(name: str, param: str, spec: str) -> tuple[str, tuple[float, float], float]:
+    """(normalised parameter, variances, angle in degrees) of a Gaussian step: `v` (isotropic) or `v1,v2,angle`
+    (anisotropic: the two axes' values, then the rotation in degrees); a variance or a sigma as the name says."""
+    try:
+        values = [float(v) for v in param.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 3) or not all(math.isfinite(v) for v in values) or not all(v > 0 for v in values[:2]):
+        raise ValueError(f"degradation {spec!r}: {name} takes one positive number (isotropic) or three (two axes, "
+                         f"then the angle in degrees), e.g. {name}:2.0 or {name}:4.0,1.0,30; got {param!r}")
+    axes = (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+    variances = axes if GAUSS_STEPS[name][0] == "var" else (axes[0] ** 2, axes[1] ** 2)
+    angle = values[2] if len(values) == 3 else 0.0
+    return ",".join(repr(v) for v in values), variances, angle
+
+
+def grid_downscale_uint8(img: np.ndarray, kernel: np.ndarray, scale: int, grid: str) -> np.ndarray:
+    """Blur (scipy convolve, reflect, per channel, in grey levels) then subsample on `grid`: "direct" keeps
+    [0::s, 0::s] (MZSR's Input/g20 files exactly), "bicubic" downscales with MATLAB bicubic; rounded to uint8."""
+    from scipy import ndimage
+
+    planes = img.astype(np.float64)
+    planes = planes[..., None] if planes.ndim == 2 else planes
+    blurred = np.stack([ndimage.convolve(planes[..., c], kernel, mode="reflect") for c in range(planes.shape[2])],
+                       axis=-1)
+    if grid == "direct":
+        out = blurred[::scale, ::scale]
+    elif grid == "bicubic":
+        from basicsr.utils.matlab_functions import imresize
+
+        out = imresize(blurred / 255.0, 1.0 / scale) * 255.0
+        out = out if out.ndim == 3 else out[..., None]
+    else:
+        raise ValueError(f"grid_downscale_uint8: unknown grid {grid!r}")
+    out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    return out if img.ndim == 3 else out[..., 0]
 
 
 @dataclass(frozen=True)
@@ -96,6 +161,14 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in (
     Entry("realistic", "blur", 1, "realistic: " + _realistic.DESCRIPTION),
     Entry("noise", "after", 1, "additive white Gaussian noise, sigma in grey levels (of 255)", default="5"),
     Entry("jpeg", "after", 1, "JPEG compression (Pillow, 4:2:0) at the stated quality", default="75"),
+    Entry("gauss-var-direct", "blur", 1, "a Gaussian of the stated variance (MZSR's kernels, 21 x 21), then direct "
+          "subsampling [0::s] (MZSR's g^d, SRMD's direct downsampler)"),
+    Entry("gauss-sigma-direct", "blur", 1, "a Gaussian of the stated sigma (MZSR's kernels, 21 x 21), then direct "
+          "subsampling [0::s] (MZSR's g^d, SRMD's direct downsampler)"),
+    Entry("gauss-var-bicubic", "blur", 1, "a Gaussian of the stated variance (21 x 21), then MATLAB bicubic "
+          "downscaling (MZSR's g^b)"),
+    Entry("gauss-sigma-bicubic", "blur", 1, "a Gaussian of the stated sigma (21 x 21), then MATLAB bicubic "
+          "downscaling (MZSR's g^b)"),
 )}
 
 
@@ -140,16 +213,29 @@ class Degradation:
             drawn = _realistic.draw(rng)
             return Realisation(kernel=drawn["kernel"], noise_sigma=drawn["noise_sigma"],
                                jpeg_quality=drawn["jpeg_quality"])
+        grid = "zssr"
+        if self.blur.name in GAUSS_STEPS:
+            _, variances, angle = parse_gauss(self.blur.name, self.blur.param, self.spec)
+            kernel, grid = gaussian_kernel(variances, angle, GAUSS_SIZE), GAUSS_STEPS[self.blur.name][1]
         after = {s.name: (s.param or s.entry.default) for s in self.steps[1:]}
         return Realisation(kernel=kernel,
                            noise_sigma=float(after["noise"]) if "noise" in after else None,
-                           jpeg_quality=int(after["jpeg"]) if "jpeg" in after else None)
+                           jpeg_quality=int(after["jpeg"]) if "jpeg" in after else None, grid=grid)
 
     def make_pair(self, hr: np.ndarray, scale: int, name: str, y_only: bool, image_id: str
                   ) -> tuple[np.ndarray, np.ndarray, Realisation]:
         """(mod-cropped HR, LR, what was drawn) as uint8 arrays; with `y_only` both are MATLAB Y."""
         real = self.realise(image_id, scale)
-        hr, lr = make_pair(hr, scale, name=name, kernel=real.kernel, y_only=y_only)
+        if real.grid == "zssr":
+            hr, lr = make_pair(hr, scale, name=name, kernel=real.kernel, y_only=y_only)
+        else:
+            from bench.protocol import check_size, modcrop, rgb_to_y
+
+            if scale < 2 or int(scale) != scale:
+                raise ValueError(f"{name}: scale must be an integer >= 2, got {scale!r}")
+            check_size(hr, scale, name)
+            hr = rgb_to_y(modcrop(hr, scale)) if y_only else modcrop(hr, scale)
+            lr = grid_downscale_uint8(hr, real.kernel, scale, real.grid)
         if real.noise_sigma:
             noise = _rng(self.id, image_id, scale, "noise").normal(0.0, real.noise_sigma, size=lr.shape)
             lr = np.clip(np.round(lr.astype(np.float64) + noise), 0, 255).astype(np.uint8)
@@ -184,6 +270,8 @@ def parse(spec: str) -> Degradation:
                              + (f" (did you mean {close[0]}?)" if close else "") + f"; known: {', '.join(REGISTRY)}")
         if name == "kernel" and not param:
             raise ValueError(f"degradation {spec!r}: kernel needs a file, e.g. kernel:k.mat")
+        if name in GAUSS_STEPS:
+            param = parse_gauss(name, param, spec)[0]  # 2 and 2.0 are one degradation
         if name in ("noise", "jpeg") and param:
             try:
                 value = float(param)
@@ -196,7 +284,8 @@ def parse(spec: str) -> Degradation:
         steps.append(Step(name, param))
     blurs = [s for s in steps if s.entry.kind == "blur"]
     if len(blurs) > 1:
-        raise ValueError(f"degradation {spec!r}: at most one of bicubic, aniso-gaussian, kernel, realistic")
+        raise ValueError(f"degradation {spec!r}: at most one of the blur steps "
+                         f"{', '.join(e.name for e in REGISTRY.values() if e.kind == 'blur')}")
     if blurs and blurs[0].name == "realistic" and len(steps) > 1:
         raise ValueError(f"degradation {spec!r}: realistic draws its own noise and JPEG per image; use it alone")
     after = sorted((s for s in steps if s.entry.kind == "after"), key=lambda s: ("noise", "jpeg").index(s.name))
@@ -211,3 +300,53 @@ def parse(spec: str) -> Degradation:
     return Degradation(spec="+".join(s.name + (f":{s.param}" if s.param else "") for s in steps), steps=steps,
                        id="+".join(ids), blur_id=ids[0], description=description, kernel_file=kernel)
 
+
+
+@dataclass(frozen=True)
+class GivenDegradation:
+    """A paired dataset's degradation: its LR images are given, not made. `id` (the results' degradation column)
+    is the dataset's declared name, e.g. given:g20; each image's identity covers its HR, its LR and what it tells
+    (bench.datasets.DatasetImage.content_id). What non-blind methods are told: the dataset's kernel (per image or
+    per set) on its declared grid, and its noise level."""
+
+    spec: str
+    id: str
+    description: str
+    scale: int
+    steps: tuple = ()
+    blur_id: str = ""
+    kernel_file: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, dataset) -> "GivenDegradation":
+        p = dataset.paired
+        told = ", ".join(x for x in (("a kernel (" + str(p.grid) + " grid)") if p.kernel or any(
+            im.kernel for im in dataset.images) else "", f"noise sigma {p.noise:g}" if p.noise else "") if x)
+        return cls(spec=p.degradation, id=p.degradation, scale=p.scale,
+                   description=f"LR images given by the dataset {dataset.name} (x{p.scale})"
+                   + (f"; non-blind methods are told {told}" if told else ""))
+
+    def given_pair(self, dataset, image, scale: int, y_only: bool) -> tuple[np.ndarray, np.ndarray, Realisation]:
+        """(mod-cropped HR, given LR, what non-blind methods are told); a pair whose sizes do not match the scale
+        is an error naming both files."""
+        from bench.protocol import check_size, modcrop, rgb_to_y
+
+        where = f"{dataset.name}: {image.file} / {image.lr_file}"
+        if scale != self.scale:
+            raise ValueError(f"{where}: the dataset gives LR images for x{self.scale}, not x{scale}")
+        hr, lr = dataset.load(image), dataset.load_lr(image)
+        check_size(hr, scale, f"{dataset.name}/{image.file}")
+        hr = modcrop(hr, scale)
+        want = (hr.shape[0] // scale, hr.shape[1] // scale)
+        if lr.shape[:2] != want or (hr.ndim == 3) != (lr.ndim == 3):
+            raise ValueError(f"{where}: the LR image is {lr.shape[1]}x{lr.shape[0]}"
+                             f"{'' if lr.ndim == 3 else ' (grey)'}, the HR image {hr.shape[1]}x{hr.shape[0]}"
+                             f"{'' if hr.ndim == 3 else ' (grey)'} (mod-cropped): at x{scale} the LR image must be "
+                             f"{want[1]}x{want[0]} with the same channels; fix or remove the pair")
+        if y_only:
+            hr, lr = rgb_to_y(hr), rgb_to_y(lr)
+        lr = lr if lr.flags.writeable else lr.copy()  # torch.from_numpy warns on a read-only array
+        p = dataset.paired
+        kernel = dataset.kernel_for(image)
+        return hr, lr, Realisation(kernel=kernel, noise_sigma=p.noise, grid=(p.grid or "zssr") if kernel is not None
+                                   else "zssr")

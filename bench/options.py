@@ -57,7 +57,7 @@ class RunOptions:
     save_images: bool = option(True, "do not save SR outputs (reports then have no crops)", flag="--no-images")
     # bench.degradations specs; the plan runs once per degradation
     degradations: tuple[str, ...] = option(("bicubic",), "comma-separated degradations, each steps joined with + "
-                                           "(bicubic, aniso-gaussian, kernel:<file.mat>, noise[:sigma], "
+                                           "(bicubic, aniso-gaussian, realistic, kernel:<file.mat>, gauss-{var,sigma}-{direct,bicubic}:<v>, noise[:sigma], "
                                            "jpeg[:quality]); the plan runs once per degradation",
                                            flag="--degradation")
     kernel: str | None = option(None, "a .mat blur kernel (variable `Kernel`): the degradation kernel:<file>, "

@@ -130,7 +130,17 @@ def build_session(options: RunOptions, device: str | None = None, threads: int |
     resolve_precision(options.precision, dev)  # an unknown name, or fp16 on a CPU: an error before any cell
     whole = ds.load_dataset(options.dataset)
     dataset = ds.select_images(whole, options.images)
+    if dataset.paired is not None:  # its LR images are given: that is its one degradation
+        from bench.degradations import GivenDegradation
+
+        if options.degradation_specs() != ("bicubic",):
+            raise ValueError(f"dataset {dataset.name!r} gives its LR images ({dataset.paired.degradation}); "
+                             "--degradation and --kernel do not apply to it, leave them out")
+        degradations = (GivenDegradation.of(dataset),)
     scales = _scales(options, dataset)
+    if dataset.paired is not None and scales != (dataset.paired.scale,):
+        raise ValueError(f"dataset {dataset.name!r} gives LR images for x{dataset.paired.scale} only; "
+                         f"--scales {','.join(map(str, scales))} does not apply")
     names = list(options.methods) or DEFAULT_METHODS[profile]
     explicit = frozenset(options.methods)
     methods = {name: _create(name, profile, options.precision, dev, explicit=name in explicit) for name in names}

@@ -34,7 +34,7 @@ import torch
 from zssr.augment import plan_augmentations, warp
 from zssr.config import ZSSRConfig
 from zssr.ensemble import self_ensemble
-from zssr.kernels import KernelDownscaler, kernel_shift, load_kernel
+from zssr.kernels import GridKernel, KernelDownscaler, kernel_shift, load_kernel
 from zssr.lr_policy import make_policy
 from zssr.network import ZSSRNet, count_parameters
 from zssr.precision import autocast
@@ -70,7 +70,8 @@ def step_kernels(kernels: Sequence[Any] | None, config: ZSSRConfig, steps: list[
     if len(given) != len(steps):
         raise ValueError(f"{len(given)} kernel(s) given for {len(steps)} scale step(s) {steps}; "
                          "give exactly one kernel per step")
-    return [kernel_shift(load_kernel(k) if isinstance(k, (str, Path)) else np.asarray(k, dtype=np.float64), sf)
+    return [k.for_zssr(sf) if isinstance(k, GridKernel)  # placed for the grid it was applied on
+            else kernel_shift(load_kernel(k) if isinstance(k, (str, Path)) else np.asarray(k, dtype=np.float64), sf)
             for k, sf in zip(given, steps)]
 
 
