@@ -20,6 +20,7 @@ import torch
 
 from baselines import weights as store
 from baselines.weights import ncnn
+from test_ncnn import _psnr, _torch_same_scheme  # the Real-ESRGAN check's own comparison
 
 NAMES = {"models-DF2K": "realsr-df2k-x4", "models-DF2K_JPEG": "realsr-df2k-jpeg-x4"}
 
@@ -127,25 +128,6 @@ def _runtime(models_dir: Path, folder: str, lr: np.ndarray, tmp_path: Path) -> n
         pytest.skip("the ncnn runtime does not run here (needs Debian packages libvulkan1 libomp5 "
                     f"mesa-vulkan-drivers): exit {proc.returncode}: {tail}")
     return np.load(tmp_path / "out.npy").astype(np.float64)
-
-
-def _torch_same_scheme(sd: dict[str, torch.Tensor], lr: np.ndarray) -> np.ndarray:
-    """The converted network with the runtime's scheme for an image inside one tile: reflect-pad 10, run, crop."""
-    import spandrel
-
-    from baselines.tiling import TileConfig, tiled_forward
-
-    desc = spandrel.ModelLoader().load_from_state_dict(sd)
-    desc.model.eval()
-    x = torch.from_numpy(lr.copy()).permute(2, 0, 1)[None].float() / 255
-    with torch.inference_mode():
-        y, _ = tiled_forward(desc.model, x, 4, TileConfig(tile=None, pad=10))
-    return (y.clamp(0, 1) * 255).round()[0].permute(1, 2, 0).numpy().astype(np.float64)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a - b) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 @pytest.mark.slow
