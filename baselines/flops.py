@@ -12,8 +12,10 @@ count to every image (exact: each convolution's count is a whole number per outp
 counted once per input shape. Measured on the 2-core development CPU under a load of ~18 (so roughly 9x slower
 than idle): RRDBNet's three probes 27 s once per process, then nothing per cell; realesr-animevideov3 1.7 s once;
 DAT-light is not pixel-proportional (its window attention pads and splits by axis) and costs one count per
-distinct LR shape, 18-21 s there (about 2 s idle) - more than 2 % of a DAT-light cell on a GPU: cache its counts
-across runs (they depend only on the shape and the weights' architecture) before wiring it for GPU sessions.
+distinct LR shape, 18-21 s there (about 2 s idle), more than 2 % of a DAT-light cell. So every count is also kept
+on disk (`<cache>/flops/<architecture>.json`, see `_DiskCounts`): a count depends only on the network's
+architecture, the input shape and the dtype, so a later process or run reads it instead of counting again, and
+the per-cell cost of counting is a file read once a shape has been seen.
 
 For the harness (bench/cellwork.py): `forward_cost(method, lr_shape, scale)` gives {"flops", "parameters"} of one
 forward of a pretrained method's network at a cell's LR size, or {} for a method that does not expose its network
@@ -24,7 +26,12 @@ loss are elementwise work and count 0 under the convention above.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 import weakref
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,6 +57,80 @@ def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...], dtype: tor
     return int(counter.get_total_flops())
 
 
+class _DiskCounts:
+    """Counts of one network architecture kept in `<cache>/flops/<fingerprint>.json` across processes and runs.
+
+    The fingerprint is what decides a count: the module's class, its printed structure (layer hyperparameters
+    such as window sizes and strides) and every parameter's and buffer's name, shape and dtype; the weights'
+    values do not matter. Files are rewritten atomically (temporary file, then rename); a file that cannot be read
+    is ignored (counted again), never trusted half-written. ZSSR_BENCH_FLOPS_CACHE=0 turns the disk off."""
+
+    FORMAT = 1  # bump when what a count means changes (older files are then ignored)
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}\n{model!r}".encode())
+        for name, t in [*model.named_parameters(), *model.named_buffers()]:
+            h.update(f"{name}:{tuple(t.shape)}:{t.dtype}\n".encode())
+        self.fingerprint = h.hexdigest()[:24]
+        self.path = self._folder() / f"{self.fingerprint}.json" if self._folder() else None
+        self._counts: dict[str, int | None] | None = None
+
+    @staticmethod
+    def _folder() -> Path | None:
+        if os.environ.get("ZSSR_BENCH_FLOPS_CACHE", "1") == "0":
+            return None
+        from baselines.settings import cache_root
+
+        return cache_root() / "flops"
+
+    def _load(self) -> dict[str, int | None]:
+        if self._counts is None:
+            self._counts = {}
+            if self.path is not None and self.path.is_file():
+                try:
+                    data = json.loads(self.path.read_text())
+                    if data.get("format") == self.FORMAT:
+                        self._counts = dict(data["counts"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    self._counts = {}
+        return self._counts
+
+    def get(self, key: str, compute) -> int | None:
+        counts = self._load()
+        if key not in counts:
+            counts[key] = compute()
+            self._save()
+        return counts[key]
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            on_disk = {}
+            if self.path.is_file():  # another process may have added counts meanwhile: keep them
+                try:
+                    on_disk = dict(json.loads(self.path.read_text()).get("counts", {}))
+                except (OSError, ValueError, TypeError):
+                    on_disk = {}
+            self._counts = {**on_disk, **(self._counts or {})}
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".flops-", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump({"format": self.FORMAT, "counts": self._counts}, f, sort_keys=True)
+            os.replace(tmp, self.path)
+        except OSError:  # a read-only cache only costs the count again next time
+            pass
+
+
+_DISK: "weakref.WeakKeyDictionary[torch.nn.Module, _DiskCounts]" = weakref.WeakKeyDictionary()
+
+
+def _disk(model: torch.nn.Module) -> _DiskCounts:
+    if model not in _DISK:
+        _DISK[model] = _DiskCounts(model)
+    return _DISK[model]
+
+
 # Networks whose count is proportional to the number of input pixels (every stride-1, same-padded convolutional
 # network: RRDBNet, SRVGG, SRMD) are counted once, at setup-sized probes, and scaled for every cell; the others
 # (windowed attention padded to a multiple of its window, strided encoders) are counted once per input shape.
@@ -64,13 +145,16 @@ def _per_pixel(model: torch.nn.Module, channels: int, dtype: torch.dtype) -> int
     known = _PER_PIXEL.setdefault(model, {})
     key = (channels, dtype)
     if key not in known:
-        try:
-            counts = [(count_flops(model, (1, channels, h, w), dtype), h * w) for h, w in _PROBES]
-        except Exception:  # noqa: BLE001 - a network that rejects the probe sizes is counted per shape instead
-            counts = []
-        first, pixels = counts[0] if counts else (0, 0)
-        linear = bool(counts) and first % pixels == 0 and all(f * pixels == first * p for f, p in counts)
-        known[key] = first // pixels if linear else None
+        def probe() -> int | None:
+            try:
+                counts = [(count_flops(model, (1, channels, h, w), dtype), h * w) for h, w in _PROBES]
+            except Exception:  # noqa: BLE001 - a network that rejects the probe sizes is counted per shape instead
+                counts = []
+            first, pixels = counts[0] if counts else (0, 0)
+            linear = bool(counts) and first % pixels == 0 and all(f * pixels == first * p for f, p in counts)
+            return first // pixels if linear else None
+
+        known[key] = _disk(model).get(f"per-pixel:{channels}:{dtype}", probe)
     return known[key]
 
 
@@ -84,7 +168,7 @@ def network_flops(model: torch.nn.Module, input_shape: tuple[int, ...], dtype: t
     shapes = _BY_SHAPE.setdefault(model, {})
     key = ((n, c, h, w), dtype)
     if key not in shapes:
-        shapes[key] = count_flops(model, key[0], dtype)
+        shapes[key] = _disk(model).get(f"shape:{n},{c},{h},{w}:{dtype}", lambda: count_flops(model, key[0], dtype))
     return shapes[key]
 
 

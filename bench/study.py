@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STUDY_KEYS = {"title", "question", "datasets", "degradations", "scales", "methods", "profile", "precision", "seeds",
-              "protocol", "metrics", "method"}
+              "protocol", "metrics", "method", "degradation"}
+DEGRADATION_RULE_KEYS = {"scales"}
 RULE_KEYS = {"scales", "degradations", "datasets", "categories", "per_category", "reuse"}
 PROFILES = ("quick", "paper")
 
@@ -60,6 +61,8 @@ class Study:
     protocol: str = "rgb"
     metrics: tuple[str, ...] = ()  # empty: the harness's defaults
     rules: dict[str, MethodRule] = field(default_factory=dict)
+    # per degradation (as the study writes it): only these of the study's scales, for every method
+    degradation_scales: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def out_root(self) -> Path:
@@ -152,6 +155,20 @@ def load_study(name_or_path: str, root: Path | None = None) -> Study:
         if parsed.reuse and not (root / parsed.reuse / "results.csv").is_file():
             raise ValueError(f"{where}: reuse {parsed.reuse!r}: no results.csv there (relative to {root})")
         rules[method] = parsed
+    degradation_scales = {}
+    for degradation, rule in (spec.get("degradation") or {}).items():
+        where = f"{path}: [degradation.\"{degradation}\"]"
+        if degradation not in degradations:
+            raise ValueError(f"{where}: {degradation!r} is not one of the study's degradations "
+                             f"({', '.join(degradations)})")
+        bad = set(rule) - DEGRADATION_RULE_KEYS
+        if bad or "scales" not in rule:
+            raise ValueError(f"{where}: a degradation rule declares `scales` only (found {', '.join(sorted(rule))})")
+        chosen = _ints(rule["scales"], f"{where} scales", 2)
+        outside = [v for v in chosen if v not in scales]
+        if outside:
+            raise ValueError(f"{where}: scales {outside} are not among the study's scales {list(scales)}")
+        degradation_scales[degradation] = chosen
     precision = spec.get("precision", "auto")
     if precision not in ("auto", "fp32", "bf16", "fp16"):
         raise ValueError(f"{path}: precision {precision!r}: use auto, fp32, bf16 or fp16")
@@ -162,7 +179,8 @@ def load_study(name_or_path: str, root: Path | None = None) -> Study:
                  question=str(spec.get("question", "")), datasets=datasets, degradations=degradations, scales=scales,
                  methods=methods, profile=profile, precision=precision,
                  seeds=_ints(spec.get("seeds", [0]), f"{path}: seeds", 0), protocol=protocol,
-                 metrics=_strings(spec["metrics"], f"{path}: metrics") if "metrics" in spec else (), rules=rules)
+                 metrics=_strings(spec["metrics"], f"{path}: metrics") if "metrics" in spec else (), rules=rules,
+                 degradation_scales=degradation_scales)
 
 
 # -- units: one run folder (or reused folder) per dataset x degradation x seed x method -------------------------
@@ -227,7 +245,11 @@ def study_units(study: Study) -> list[Unit]:
                     if (rule.datasets and dataset not in rule.datasets) or \
                             (rule.degradations and degradation not in rule.degradations):
                         continue
-                    scales = tuple(s for s in study.scales if not rule.scales or s in rule.scales)
+                    only = study.degradation_scales.get(degradation)
+                    scales = tuple(s for s in study.scales if (not rule.scales or s in rule.scales)
+                                   and (not only or s in only))
+                    if not scales:
+                        continue
                     images, subset_rule = (), ""
                     if rule.per_category or rule.categories:
                         key = (dataset, rule.per_category, rule.categories)

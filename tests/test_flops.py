@@ -2,9 +2,18 @@
 count of a method's forward at a cell's size."""
 from __future__ import annotations
 
+import json
+
+import pytest
 import torch
 
 from baselines import flops
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(isolated_cache):
+    """Counts are kept on disk in the cache: each test gets its own, so none reads another's (or the user's)."""
+    return isolated_cache
 
 
 def _two_convs() -> torch.nn.Module:
@@ -74,3 +83,26 @@ def test_forward_cost_of_a_method():
     cost = flops.forward_cost(Counted(), (1, 3, 10, 12), 2)
     assert cost == {"flops": 243_840, "parameters": flops.count_parameters(_two_convs())}
     assert flops.forward_cost(object(), (1, 3, 10, 12), 2) == {}  # a method without a network: nothing
+
+
+def test_counts_are_kept_on_disk_for_later_processes(monkeypatch, isolated_cache):
+    """A count is made once per architecture, shape and dtype: a new model object of the same architecture (as in a
+    later process or run) reads it from <cache>/flops/ instead of counting; another architecture does not; a
+    damaged file is counted again, not trusted."""
+    shape = (1, 3, 31, 17)
+    expected = flops.network_flops(_Strided(), shape)
+    files = list((isolated_cache / "flops").glob("*.json"))
+    assert len(files) == 1 and any(key.startswith("shape:1,3,31,17") for key in json.loads(files[0].read_text())["counts"])
+    calls = []
+    real = flops.count_flops
+    monkeypatch.setattr(flops, "count_flops", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    assert flops.network_flops(_Strided(), shape) == expected and calls == []  # read, not counted
+    wider = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3, stride=2, padding=1))  # other shapes: its own count
+    assert flops.network_flops(wider, shape) == 2 * 16 * 9 * (3 * 5 * 9) and calls
+    calls.clear()
+    files[0].write_text("{not json")
+    assert flops.network_flops(_Strided(), shape) == expected and calls[-1] == shape
+    assert json.loads(files[0].read_text())["format"] == flops._DiskCounts.FORMAT  # rewritten whole
+    monkeypatch.setenv("ZSSR_BENCH_FLOPS_CACHE", "0")
+    calls.clear()
+    assert flops.network_flops(_Strided(), shape) == expected and calls[-1] == shape

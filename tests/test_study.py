@@ -234,6 +234,25 @@ def test_stratified_subset_is_per_category_by_checksum_and_stated(folder, tmp_pa
         st.study_units(st.load_study("tiny", root))
 
 
+def test_a_degradation_can_restrict_the_scales_of_every_method(folder, tmp_path):
+    root = tmp_path / "repo"
+    path = _study(root, folder, extra='[degradation."aniso-gaussian"]\nscales = [2]\n')
+    path.write_text(path.read_text().replace("scales = [2]\nmethods", "scales = [2, 4]\nmethods"))
+    study = st.load_study("tiny", root)
+    scales = {(u.degradation, u.method): u.scales for u in st.study_units(study)}
+    assert scales[("bicubic", "test-internal")] == (2, 4) and scales[("aniso-gaussian", "test-internal")] == (2,)
+    # with a method rule that leaves no scale, the method has no unit under that degradation
+    path.write_text(path.read_text() + '[method."test-external"]\nscales = [4]\n')
+    units = st.study_units(st.load_study("tiny", root))
+    assert [u.degradation for u in units if u.method == "test-external"] == ["bicubic"]
+    for extra, message in (('[degradation."realistic"]\nscales = [2]\n', "not one of the study's degradations"),
+                           ('[degradation."bicubic"]\nscales = [3]\n', r"scales \[3\] are not among"),
+                           ('[degradation."bicubic"]\nfoo = 1\n', "declares `scales` only")):
+        _study(root, folder, extra=extra)
+        with pytest.raises(ValueError, match=message):
+            st.load_study("tiny", root)
+
+
 def test_bad_declarations_are_errors_naming_the_key(folder, tmp_path):
     root = tmp_path / "repo"
     _study(root, folder, extra='[method."test-internal"]\nscales = [3]\n')

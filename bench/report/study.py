@@ -458,7 +458,9 @@ def build_context(sd: StudyData, frontier_rel: str | None) -> dict:
     study = sd.study
     return {"name": study.name, "title": study.title, "question": study.question,
             "declared": {"datasets": ", ".join(study.datasets), "degradations": ", ".join(study.degradations),
-                         "scales": ", ".join(f"×{s}" for s in study.scales), "methods": ", ".join(study.methods),
+                         "scales": ", ".join(f"×{s}" for s in study.scales) + "".join(
+                             f" ({d}: {', '.join(f'×{s}' for s in only)} only)"
+                             for d, only in study.degradation_scales.items()), "methods": ", ".join(study.methods),
                          "profile": study.profile, "precision": study.precision,
                          "seeds": ", ".join(map(str, study.seeds))},
             "families": {m: sd.data.family(m) for m in sd.data.methods},
