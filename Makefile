@@ -67,9 +67,11 @@ reproduce-fast: $(STAMP)
 		$(REPRODUCE) --precision $(or $(PRECISION),auto) --dataset $$ds --scales 2 --methods bicubic,zssr-fast \
 			--out reports/reproduce/$$ds-fast-seed0; done
 
-# docs/reproduction.md and the README's results block, from the committed reports/reproduce/*/results.csv.
+# docs/reproduction.md and the README's results block, from the committed reports/reproduce/*/results.csv; the
+# README's study tables (set5-contenders, mzsr-nonideal) from reports/studies/.
 reproduction-doc: $(STAMP)
 	$(PY) tools/make_reproduction_doc.py
+	$(PY) tools/make_study_tables.py
 
 weights: $(STAMP)
 	$(PY) -m bench weights $(if $(METHODS),--methods '$(METHODS)')

@@ -11,6 +11,7 @@ import pandas as pd
 from bench.report import crops as crops_mod
 from bench.report import kernels as kernels_mod
 from bench.report import findings as findings_mod
+from bench.report.study_links import study_answers
 from bench.report import plots
 from bench.metrics import COST_METRICS
 from bench.report.load import RunData
@@ -87,6 +88,9 @@ def build_context(data: RunData) -> dict:
         "sections": sections,
         "findings": findings_mod.as_records(found),
         "headline": findings_mod.headline(found),
+        "study_answers": study_answers({(str(d), str(g)) for d, g in data.rows[["dataset", "degradation"]]
+                                        .drop_duplicates().itertuples(index=False)} if len(data.rows) else set(),
+                                       root),
         "heatmaps": [{"title": sec["title"], "path": sec["figures"]["heatmap"]} for sec in sections
                      if sec["figures"]["heatmap"]],
         "curves": [{"method": m, "scale": s, "path": _rel(p, root)} for m, s, p in figures.curves],

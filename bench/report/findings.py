@@ -32,6 +32,8 @@ class Finding:
     ci: float  # half-width of its 95 % interval (NaN with fewer than 2 images)
     seconds: float  # the winner's mean seconds per image
     runner_up_seconds: float
+    winner_reduced: bool = False  # cut by the quick profile (RunData.reduced)
+    runner_up_reduced: bool = False
 
     @property
     def within_noise(self) -> bool:
@@ -65,7 +67,7 @@ def _finding(data: RunData, df: pd.DataFrame, key: tuple, category: str, metric:
     seconds = df[df["metric"] == TIME_METRIC].groupby("method")["value"].mean()
     return Finding(*key, category, metric, winner, data.family(winner), runner_up, data.family(runner_up), n,
                    int((diff > 0).sum()), margin, ci, float(seconds.get(winner, math.nan)),
-                   float(seconds.get(runner_up, math.nan)))
+                   float(seconds.get(runner_up, math.nan)), data.reduced(winner), data.reduced(runner_up))
 
 
 def findings(data: RunData) -> list[Finding]:
@@ -85,6 +87,15 @@ def findings(data: RunData) -> list[Finding]:
     return out
 
 
+REDUCED = "reduced by the quick profile"
+
+
+def _who(method: str, family: str, reduced: bool) -> str:
+    """A method as a finding names it: its family, and whether the quick profile cut it (said in the line itself,
+    so that a quoted line cannot pass for the method's real result)."""
+    return f"{method} ({family}{', ' + REDUCED if reduced else ''})"
+
+
 def _seconds(value: float) -> str:
     return decimals(TIME_METRIC, value) + " s" if math.isfinite(value) else "n/a"
 
@@ -97,7 +108,8 @@ def as_records(found: list[Finding]) -> list[dict]:
         records.append({
             "where": f"{f.dataset} ×{f.scale}" + ("" if f.degradation == "bicubic" else f" [{f.degradation}]"),
             "degradation": f.degradation, "category": f.category, "metric": f.metric,
-            "winner": f.winner, "family": f.family, "runner_up": f"{f.runner_up} ({f.runner_up_family})",
+            "winner": f.winner + (f" ({REDUCED})" if f.winner_reduced else ""), "family": f.family,
+            "runner_up": _who(f.runner_up, f.runner_up_family, f.runner_up_reduced),
             "margin": f"{decimals(f.metric, f.margin)} {ci}".strip(), "wins": f"{f.wins}/{f.n}",
             "verdict": f.verdict(), "cost": f"{_seconds(f.seconds)} vs {_seconds(f.runner_up_seconds)}",
         })
@@ -111,7 +123,8 @@ def headline(found: list[Finding]) -> list[str]:
         if f.category != "all":
             continue
         where = f"{f.dataset} ×{f.scale}" + ("" if f.degradation == "bicubic" else f" under {f.degradation}")
-        winner, runner_up = f"{f.winner} ({f.family})", f"{f.runner_up} ({f.runner_up_family})"
+        winner = _who(f.winner, f.family, f.winner_reduced)
+        runner_up = _who(f.runner_up, f.runner_up_family, f.runner_up_reduced)
         by = f"{decimals(f.metric, f.margin)}{' dB' if f.metric.startswith('psnr') else ''}"
         if f.n < 2:
             claim = f"{winner} is ahead of {runner_up} on its one image, by {by}"

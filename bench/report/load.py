@@ -62,6 +62,12 @@ class RunData:
     def family(self, method: str) -> str:
         return self.families.get(method, "other")
 
+    def reduced(self, method: str) -> bool:
+        """True for a method whose schedule the quick profile cut (run.json records the overrides it applied): its
+        numbers are not what the method reaches, and every sentence about it must say so."""
+        info = (self.run.get("methods", {}) or {}).get(self.variants.get(method, method)) or {}
+        return bool((info.get("config") or {}).get("quick_overrides"))
+
     def higher_is_better(self, metric: str) -> bool:
         return bool(self.metric_specs.get(metric, {}).get("higher_is_better", True))
 
