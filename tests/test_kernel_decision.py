@@ -230,3 +230,36 @@ def test_the_decision_is_recorded_reported_and_shared_by_zssr_fast(tmp_path, mon
     assert "| im2 | test-kernelgan | bicubic | seed" in section
     html = (out / "index.html").read_text()
     assert "Kernel decisions" in html and "re-estimate" in html
+
+
+def test_the_table_tool_on_one_tiny_case(tmp_path, data_root):
+    """tools/blind_kernel_table.py, as the lead runs it on held-out crops, on one tiny case: one 128 x 128 crop of a
+    Set5 image, a real KernelGAN of 4 iterations (test-kernelgan) against a stand-in baseline; the table has the
+    image's row with its decision and kernel errors, and the two criteria."""
+    import sys
+    from pathlib import Path
+
+    import fake_methods
+    from bench.runner import RunOptions, run
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import blind_kernel_table
+
+    fake_methods.register()
+    crops = tmp_path / "crops"
+    names = blind_kernel_table.make_crops("set5", 1, 128, crops)
+    assert [p.stem for p in crops.glob("*.png")] == names and len(names) == 1
+    out = tmp_path / "run"
+    assert run(RunOptions(dataset=str(crops), methods=("test-kernelgan", "test-nearest"), scales=(2,),
+                          profile="quick", device="cpu", out=out, metrics=("psnr-y",),
+                          degradations=("aniso-gaussian",))).ok
+    md = tmp_path / "table.md"
+    assert blind_kernel_table.main(["table", str(out), "--pair", "test-kernelgan:test-nearest", "--out", str(md)]) == 0
+    text = md.read_text()
+    (row,) = [line for line in text.splitlines() if line.startswith(f"| {names[0]} |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4] in DECISION_CODES and float(cells[6]) > 0  # a decision, and the bicubic kernel's error
+    assert "Mean gain" in text and "mean gain of at least 1 dB" in text
+    assert blind_kernel_table.main(["table", str(out), "--pair", "test-kernelgan:zssr-original"]) == 1  # no baseline
+    with pytest.raises(ValueError, match="smaller than the crop"):
+        blind_kernel_table.make_crops("set5", 1, 4096, tmp_path / "big")
