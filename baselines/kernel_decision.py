@@ -1,6 +1,6 @@
 """What a blind ZSSR cell trains with, decided from KernelGAN's estimates: use, re-estimate once, or bicubic.
 
-    decision = decide(seed, estimate, limits, n_filtering)   # estimate(seed) -> baselines.kernel_estimates.SharedEstimate
+    decision = decide(seed, estimate, limits, n_filtering)  # estimate(seed): a kernel_estimates.SharedEstimate
 
 1. KernelGAN's estimate with the cell's KernelGAN seed passes every check of zssr.kernel_checks: "use" it.
 2. It fails: KernelGAN runs once more with another seed (retry_seed); that estimate passes: "re-estimate" (use it).

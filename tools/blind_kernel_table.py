@@ -75,9 +75,10 @@ def measure(run_dir: Path, blind: str, baseline: str) -> list[dict]:
         cell = Cell(r.dataset, r.category, r.image, r.image_sha, r.degradation, int(r.scale), r.method, r.config_id)
         est, true = read_kernel(run_dir / estimated_kernel_path(cell)), read_kernel(run_dir / kernel_path(cell))
         decision, note = decisions.get(key, ("none", ""))
+        reason = note[len(decision) + 2:] if note.startswith(decision + ": ") else note
         out.append(dict(degradation=r.degradation, scale=int(r.scale), image=r.image,
                         psnr_blind=float(psnr[(*key, blind)]), psnr_baseline=float(psnr[(*key, baseline)]),
-                        decision=decision, reason=note[len(decision) + 2:] if note.startswith(decision + ": ") else note,
+                        decision=decision, reason=reason,
                         err_est=kernel_error(est, true) if est is not None and true is not None else float("nan"),
                         err_bicubic=kernel_error(bicubic_kernel(int(r.scale)), true) if true is not None
                         else float("nan")))
@@ -124,7 +125,8 @@ def main(argv=None) -> int:
     table = sub.add_parser("table", help="the per-image table of a finished run folder")
     table.add_argument("run_dir", type=Path)
     table.add_argument("--pair", action="append", metavar="BLIND:BASELINE",
-                       help="a blind method and its bicubic baseline (repeatable; default zssr-kernelgan:zssr-original)")
+                       help="a blind method and its bicubic baseline (repeatable; default "
+                       "zssr-kernelgan:zssr-original)")
     table.add_argument("--out", type=Path, help="also write the markdown here")
     args = ap.parse_args(argv)
     if args.command == "crops":

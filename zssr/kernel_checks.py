@@ -47,13 +47,13 @@ MIN_MODE_MASS = 0.10
 # the centre (measured on 2000 x2 draws: median 0.05, max 0.34 pixel).
 MAX_MODE_OFFSET = 1.0
 # KernelGAN's 13 x 13 generator kernel is pulled to its canvas' centre by its centring loss (the draws sit within
-# 0.18 pixel of it, measured as above); two pixels of drift leave 4.5 pixels to the near edge, about two sigmas of
-# the widest DIV2KRK Gaussian (sqrt(5) = 2.2 pixels): its tail is cut there.
+# 0.18 pixel of it, measured as above); beyond two pixels of drift under 3.5 pixels are left to the near edge,
+# fewer than two sigmas of the widest DIV2KRK Gaussian (sqrt(5) = 2.2 pixels): its tail is cut there.
 MAX_CENTRE_OFFSET = 2.0
 # The DIV2KRK recipe draws covariance eigenvalues (variances, pixel^2) uniformly in [0.175 s, 2.5 s] per scale s.
 # Its kernels' second moments, measured on 2000 21 x 21 x2 draws with their noise, lie in [0.17 s, 2.6 s]. A
 # kernel outside half the smallest / twice the largest is no blur this recipe (or a common lens) makes: a near-delta
-# aliases, a huge spread is a smear. The bounds are per x2 scale (KernelGAN estimates x2 kernels only).
+# aliases, a huge spread is a smear. The bounds are per unit of scale, applied at x2 (KernelGAN's only estimate).
 MIN_VARIANCE_PER_SCALE = 0.5 * 0.175
 MAX_VARIANCE_PER_SCALE = 2.0 * 2.5
 # KernelGAN's boundary loss weights the outer two pixels of its 13 x 13 canvas (zssr.kernelgan.boundary_mask). The
