@@ -121,9 +121,11 @@ class Method:
 
         Stats a method may report (all optional): "seconds-train" (the part of the time spent training),
         "iterations", "restarts" (a list), "curve" (rows of a training curve), "seconds-kernel" and "kernel" (a
-        blind kernel estimate). When a call holds several requests each one's stats carry "seconds-total", its
-        share of the call's time; for a call of one the harness's clock is the cell's time. This default runs the
-        requests one after the other through upscale(), each timed alone."""
+        blind kernel estimate), "kernel-reused", "kernel-decision" (what a blind method did with its estimate) and
+        "notes" (a statistic's name -> the text its row's note carries, e.g. the decision's reason). When a call
+        holds several requests each one's stats carry "seconds-total", its share of the call's time; for a call of
+        one the harness's clock is the cell's time. This default runs the requests one after the other through
+        upscale(), each timed alone."""
         results: list[Result | Exception] = []
         for req in requests:
             try:

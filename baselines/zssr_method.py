@@ -107,11 +107,12 @@ class _ZSSRPreset(Method):
             merged["flop-inputs"] = [f for s in stats for f in s["flop-inputs"]]
         return Result(torch.stack(outputs).to(req.lr.device), merged)
 
-    def _problem(self, frame: torch.Tensor, req: Request, kernels: list | None = None
-                 ) -> tuple[Problem, dict[str, Any]]:
+    def _problem(self, frame: torch.Tensor, req: Request, kernels: list | None = None,
+                 config: ZSSRConfig | None = None) -> tuple[Problem, dict[str, Any]]:
         """One image (1 x 3 x H x W) of a request as a ZSSR problem with the request's seed and configuration
-        (`kernels` override the cell's), and the stats of what ran before ZSSR (none here)."""
+        (`kernels` and `config` override the cell's), and the stats of what ran before ZSSR (none here)."""
         cell_cfg, cell_kernels = self._cell_config(req.told)
+        cell_cfg = cell_cfg if config is None else config
         cfg = cell_cfg.replace(seed=int(req.seed), device=str(self.device) if self.cfg.device == "auto"
                                else self.cfg.device)
         report = self.on_progress
@@ -163,7 +164,7 @@ class _ZSSRPreset(Method):
         if "kernelgan-config" in stats:
             from baselines.flops import kernelgan_flops
 
-            kernel = kernelgan_flops(stats["kernelgan-config"])
+            kernel = kernelgan_flops(stats["kernelgan-config"]) * int(stats.get("kernelgan-runs", 1))
             total.update({"flops-kernel": kernel, "flops-train": total.get("flops-train", 0) + kernel,
                           "flops": total.get("flops", 0) + kernel})
         return total
@@ -267,8 +268,15 @@ class ZSSRKernelGAN(_ZSSRPreset):
     """Blind ZSSR: KernelGAN estimates the x2 kernel from the LR image alone (x4: the analytic kernel of two x2
     steps), then zssr-original runs with it in the given-kernel configuration, exactly as zssr-true-kernel runs
     with the true one (same random numbers), so the two differ only in the kernel. No real-image noise on the sons
-    (the setting of the paper's DIV2KRK numbers). Keyword overrides named kernelgan_<field> set KernelGANConfig
-    fields (e.g. kernelgan_max_iters=500); the others ZSSRConfig fields, as for every preset."""
+    (the setting of the paper's DIV2KRK numbers).
+
+    An estimate that fails the shape checks (zssr.kernel_checks) is estimated once more with another seed, and when
+    that fails too the cell runs as the preset without a kernel source (bicubic): baselines.kernel_decision. The
+    decision and its reason are the cell's kernel-decision row.
+
+    Keyword overrides named kernelgan_<field> set KernelGANConfig fields (e.g. kernelgan_max_iters=500), those named
+    check_<field> KernelLimits fields (e.g. check_max_border_mass=0.3); the others ZSSRConfig fields, as for every
+    preset."""
 
     name = "zssr-kernelgan"
     preset = "original"
@@ -277,20 +285,26 @@ class ZSSRKernelGAN(_ZSSRPreset):
     # KernelGAN's seed is zssr-kernelgan's cell seed for every preset that asks, so that they share one estimate
     named_seeds = {"kernelgan": "zssr-original"}
     estimate_cache = None  # a baselines.kernel_estimates.EstimateCache set by the harness (None: the process's)
-    version = "2"  # 1: noise of 2/255 on D's fake inputs (the release adds 1/255 there)
+    # 1: noise of 2/255 on D's fake inputs (the release adds 1/255 there); 2: until the estimate was checked (a
+    # rejected estimate is estimated again or replaced by bicubic: baselines.kernel_decision)
+    version = "3"
 
     def __init__(self, profile: str = "paper", precision: str = "auto", **overrides: Any) -> None:
+        from zssr.kernel_checks import KernelLimits
         from zssr.kernelgan import KernelGANConfig
 
         kgan = {k[len("kernelgan_"):]: overrides.pop(k) for k in list(overrides) if k.startswith("kernelgan_")}
+        checks = {k[len("check_"):]: overrides.pop(k) for k in list(overrides) if k.startswith("check_")}
         super().__init__(profile, precision, **overrides)
         self.kgan = KernelGANConfig.preset("quick" if profile == "quick" else "paper").replace(**kgan)
+        self.limits = KernelLimits().replace(**checks)
         self._kgan_request = self.kgan.precision
         quick = "; KernelGAN QUICK profile (1000 iterations, schedule compressed 3x)" if profile == "quick" else ""
         self.info = dataclasses.replace(
             self.info, degradation="estimated per image by KernelGAN (blind)", paper=f"{KERNELGAN_PAPER}; {PAPER}",
             notes=self.info.notes + "; blind: the kernel is estimated by KernelGAN (zssr.kernelgan) from the LR image, "
-            "then used as a given kernel" + quick)
+            "then used as a given kernel; an estimate that fails the shape checks is estimated once more with "
+            "another seed, then replaced by bicubic (kernel-decision)" + quick)
 
     def choose_precision(self, device: torch.device) -> str:
         from zssr.kernelgan import kernelgan_precision
@@ -308,17 +322,42 @@ class ZSSRKernelGAN(_ZSSRPreset):
         if req.scale not in self.scales:
             raise ValueError(f"{self.name}: KernelGAN estimates x2 kernels (and x4 from them); x{req.scale} is not "
                              "supported, use scale 2 or 4")
-        estimate = self._estimate(frame, int(req.seeds.get("kernelgan", req.seed)))
-        kernel = estimate.kernel_x2 if req.scale == 2 else analytic_x4(estimate.kernel_x2)
-        problem, before = super()._problem(frame, req, kernels=[kernel])
-        # each cell is charged the estimate's full cost, also when it reuses one computed for another cell
-        return problem, {**before, "seconds-kernel": estimate.seconds, "kernel-reused": estimate.reused,
-                         "kernel": kernel, "kernelgan-config": self.kgan}
+        decision = self._decision(frame, int(req.seeds.get("kernelgan", req.seed)))
+
+        def for_scale(k):
+            return k if req.scale == 2 else analytic_x4(k)
+
+        if decision.kernel_x2 is None:  # bicubic: the preset as it is, with the same random numbers
+            problem, before = super()._problem(frame, req, kernels=None, config=self.cfg)
+        else:
+            problem, before = super()._problem(frame, req, kernels=[for_scale(decision.kernel_x2)])
+        # each cell is charged the decision's full cost (every KernelGAN run it took), also when it reuses one made
+        # for another cell; the kernel saved for the reports is the estimate the decision looked at last
+        return problem, {**before, "seconds-kernel": decision.seconds, "kernel-reused": decision.reused,
+                         "kernel": for_scale(decision.shown_x2), "kernelgan-config": self.kgan,
+                         "kernelgan-runs": len(decision.seeds), "kernel-decision": decision.code,
+                         "notes": {"kernel-decision": f"{decision.decision}: {decision.reason}"}}
+
+    def _decision(self, frame: torch.Tensor, seed: int):
+        """What the cell trains with (baselines.kernel_decision), made once per (LR image, KernelGAN configuration,
+        seed, device kind, checks) and shared through the harness's cache with the estimates it looked at."""
+        from baselines.kernel_decision import POLICY_VERSION, decide
+        from baselines.kernel_estimates import estimate_key
+
+        key = estimate_key(frame, {"kernelgan": self.kgan.replace(seed=seed).to_dict(), "checks": self.limits.to_dict(),
+                                   "policy": POLICY_VERSION}, frame.device.type)
+        return self._cache().decision(key, lambda: decide(seed, lambda s: self._estimate(frame, s), self.limits,
+                                                          self.kgan.n_filtering))
+
+    def _cache(self):
+        from baselines.kernel_estimates import PROCESS_CACHE
+
+        return self.estimate_cache if self.estimate_cache is not None else PROCESS_CACHE
 
     def _estimate(self, frame: torch.Tensor, seed: int):
         """KernelGAN's x2 kernel for `frame` with `seed`: computed once per (LR image, KernelGAN configuration,
         seed, device kind) and shared through the harness's cache (baselines.kernel_estimates)."""
-        from baselines.kernel_estimates import PROCESS_CACHE, estimate_key
+        from baselines.kernel_estimates import estimate_key
         from zssr.kernelgan import estimate_kernel
 
         cfg = self.kgan.replace(seed=seed)
@@ -326,13 +365,15 @@ class ZSSRKernelGAN(_ZSSRPreset):
 
         def compute():
             est = estimate_kernel(frame, cfg, callback=(lambda it, _: report(it)) if report is not None else None)
-            return est.kernel_x2, est.stats["seconds"]
+            return est.kernel_x2, est.stats["seconds"], est.raw_kernel
 
-        cache = self.estimate_cache if self.estimate_cache is not None else PROCESS_CACHE
-        return cache.estimate(estimate_key(frame, cfg.to_dict(), frame.device.type), compute)
+        return self._cache().estimate(estimate_key(frame, cfg.to_dict(), frame.device.type), compute)
 
     def config(self):
-        return {**super().config(), "given_kernel": dict(GIVEN_KERNEL), "kernelgan": self.kgan.to_dict()}
+        from baselines.kernel_decision import POLICY_VERSION
+
+        return {**super().config(), "given_kernel": dict(GIVEN_KERNEL), "kernelgan": self.kgan.to_dict(),
+                "kernel_checks": self.limits.to_dict(), "kernel_policy": POLICY_VERSION}
 
 
 # The registered presets: zssr.config's, less the per-cell overlays (baselines.zssr_presets). The ablation presets

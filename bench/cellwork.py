@@ -60,7 +60,7 @@ class CallCosts:
             costs["peak-memory-mb"] = self.memory.mb
         if self.memory.baseline_mb is not None and self.memory.mb is not None:
             costs["memory-baseline-mb"] = self.memory.baseline_mb
-        for stat in ("iterations", "seconds-kernel", "kernel-reused"):  # what a method reports beyond the clock
+        for stat in ("iterations", "seconds-kernel", "kernel-reused", "kernel-decision"):  # reported beyond the clock
             if stat in stats:
                 costs[stat] = float(stats[stat])
         if isinstance(stats.get("restarts"), list):  # ZSSR: steps started again from fresh weights
@@ -233,7 +233,8 @@ class CellRunner:
         native = str(method.native_scale(cell.scale))
         device = device_name(session.device)
         rows = self._metric_rows(cell, item.metrics, sr, hr, native, device)
-        rows += [self._row(cell, k, float(v), "ok", "", native, device) for k, v in costs.items()]
+        notes = stats.get("notes") or {}  # a statistic's reason, e.g. kernel-decision's (baselines.api.Method.run)
+        rows += [self._row(cell, k, float(v), "ok", str(notes.get(k, "")), native, device) for k, v in costs.items()]
         return rows + [end_row(cell, session, "ok", len(rows), output, native=native, device=device)]
 
     def _metrics_only(self, item: WorkItem) -> list[dict]:

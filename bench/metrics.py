@@ -170,10 +170,16 @@ _SPECS = (
                "seconds-total. An estimate is computed once per LR image, KernelGAN configuration and seed and shared "
                "by every method and run that asks for it (kernels-estimated/shared/); every cell that uses it is "
                "charged its full measured cost, also when it reused it (kernel-reused = 1), so that no cell's "
-               "total depends on which cell ran first", kind="cost"),
-    MetricSpec("kernel-reused", False, "", ".0f", "1: the cell's KernelGAN estimate was computed for an earlier cell "
-               "or run and reused (its seconds-kernel is that computation's, charged, not spent again); 0: computed "
-               "for this cell", kind="cost"),
+               "total depends on which cell ran first; a cell that re-estimated (kernel-decision) is charged both "
+               "KernelGAN runs", kind="cost"),
+    MetricSpec("kernel-reused", False, "", ".0f", "1: the cell's KernelGAN estimate (and decision) was computed for an "
+               "earlier cell or run and reused (its seconds-kernel is that computation's, charged, not spent again); "
+               "0: computed for this cell", kind="cost"),
+    MetricSpec("kernel-decision", False, "", ".0f", "what a blind ZSSR cell did with KernelGAN's estimate "
+               "(baselines.kernel_decision): 0 use it, 1 re-estimate (the first estimate failed the shape checks of "
+               "zssr.kernel_checks, another seed's passed), 2 bicubic (both failed: the preset without a kernel "
+               "source); the reason is in the row's note. Shared, like the estimate, by every method that asks for "
+               "the same one", kind="cost"),
     MetricSpec("flops", False, "FLOP", ".3g", "floating-point operations of the cell's method call, machine-"
                "independent: 2 per multiply-add of convolutions, matrix products and attention (torch.utils."
                "flop_counter on the meta device; biases, activations, resizes and other elementwise work not "

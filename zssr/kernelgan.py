@@ -316,14 +316,20 @@ class KernelEstimate:
         raise ValueError(f"KernelGAN estimates x2 kernels (and x4 from them); x{scale} is not supported")
 
 
-def post_process(k: np.ndarray, n: int) -> np.ndarray:
-    """Zero the values under 0.75 x the (n + 1)-th largest, renormalise, centre for x2."""
+def kept_kernel(k: np.ndarray, n: int) -> np.ndarray:
+    """The first half of post_process: the values under 0.75 x the (n + 1)-th largest zeroed, the rest lowered by
+    that floor and renormalised, on G's canvas (not re-centred: zssr.kernel_checks looks at where G put it)."""
     k = np.asarray(k, dtype=np.float64)
     floor = 0.75 * np.sort(k.ravel())[-n - 1]
     kept = np.clip(k - floor, 0.0, None)
     if kept.sum() <= 0:
         raise RuntimeError("KernelGAN: the estimated kernel has no positive mass (training diverged)")
-    return kernel_shift(kept / kept.sum(), 2)
+    return kept / kept.sum()
+
+
+def post_process(k: np.ndarray, n: int) -> np.ndarray:
+    """Zero the values under 0.75 x the (n + 1)-th largest, renormalise, centre for x2."""
+    return kernel_shift(kept_kernel(k, n), 2)
 
 
 def analytic_x4(k2: np.ndarray) -> np.ndarray:
@@ -445,4 +451,4 @@ def estimate_kernel(lr: torch.Tensor, cfg: KernelGANConfig = KernelGANConfig(),
 
 
 __all__ = ["KernelGANConfig", "KernelEstimate", "PRESETS", "estimate_kernel", "kernelgan_precision", "analytic_x4", "post_process",
-           "Generator", "Discriminator"]
+           "kept_kernel", "Generator", "Discriminator"]

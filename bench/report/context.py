@@ -34,7 +34,10 @@ def _kernel_context(fig, root: Path) -> dict | None:
     if fig is None:
         return None
     return {"path": _rel(fig.path, root), "errors": [{"method": m, "mean": f"{e:.3f}", "n": n}
-                                                    for m, (e, n) in fig.errors.items()]}
+                                                    for m, (e, n) in fig.errors.items()],
+            "decisions": fig.decisions,
+            "decision_counts": [{"method": m, "use": c.get("use", 0), "re_estimate": c.get("re-estimate", 0),
+                                 "bicubic": c.get("bicubic", 0)} for m, c in sorted(fig.decision_counts.items())]}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ saved its estimates, and the kernel-accuracy numbers behind it.
 Accuracy (zssr.kernel_math.kernel_error): the relative L2 error of a kernel against the true one, both centred, so that
 offsets (which ZSSR removes anyway) do not count. The bicubic kernel's error is shown as the reference a blind
 method must beat: it is what a method that assumes bicubic uses.
+
+Decisions: what each blind cell did with its estimate (its kernel-decision row, baselines.kernel_decision: use it,
+re-estimate with another seed, or fall back to bicubic) and why (the row's note), per cell and counted per method.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from bench.report.load import RunData
 from bench.report.plots import slug
@@ -28,6 +32,10 @@ class KernelFigure:
     methods: list[str]
     # per method (and "bicubic kernel"): mean kernel error over the images with a true kernel, and their count
     errors: dict[str, tuple[float, int]] = field(default_factory=dict)
+    # per cell with a kernel-decision row: image, method, decision (use / re-estimate / bicubic), reason
+    decisions: list[dict[str, str]] = field(default_factory=list)
+    # per method: decision -> number of cells
+    decision_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def read_kernel(path: Path) -> np.ndarray | None:
@@ -49,6 +57,27 @@ def _true_kernel(run_dir: Path, cell: Cell) -> np.ndarray | None:
     return read_kernel(run_dir / kernel_path(cell))
 
 
+def cell_decisions(data: RunData, dataset: str, degradation: str, scale: int) -> list[dict[str, str]]:
+    """The kernel-decision rows of one (dataset, degradation, scale): image, method, decision, reason (the note
+    without the decision's name, which the value gives), sorted by image and method."""
+    from baselines.kernel_decision import DECISION_CODES
+
+    names = {code: name for name, code in DECISION_CODES.items()}
+    rows = data.rows
+    if not len(rows):
+        return []
+    picked = rows[(rows["metric"] == "kernel-decision") & (rows["dataset"] == dataset)
+                  & (rows["degradation"] == degradation) & (rows["scale"].astype(int) == int(scale))]
+    out = []
+    for r in picked.itertuples():
+        value = pd.to_numeric(r.value, errors="coerce")
+        name = names.get(int(value), "unknown") if np.isfinite(value) else "unknown"
+        note = str(r.note or "")
+        out.append({"image": r.image, "method": r.method, "decision": name,
+                    "reason": note[len(name) + 2:] if note.startswith(name + ": ") else note})
+    return sorted(out, key=lambda d: (d["image"], d["method"]))
+
+
 def render_kernels(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -> list[KernelFigure]:
     from zssr.kernel_math import bicubic_kernel, kernel_error
 
@@ -58,6 +87,11 @@ def render_kernels(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -
         return figures
     for (dataset, degradation, scale), group in cells.groupby(["dataset", "degradation", "scale"], sort=True):
         scale = int(scale)
+        decisions = cell_decisions(data, dataset, degradation, scale)
+        counts: dict[str, dict[str, int]] = {}
+        for d in decisions:
+            per = counts.setdefault(d["method"], {})
+            per[d["decision"]] = per.get(d["decision"], 0) + 1
         found: dict[str, dict[str, np.ndarray]] = {}  # image -> method -> estimated kernel
         truth: dict[str, np.ndarray | None] = {}
         for r in group.itertuples():
@@ -82,13 +116,14 @@ def render_kernels(data: RunData, out_dir: Path, max_images: int = MAX_IMAGES) -
                 summary[m] = (float(np.mean(values)), len(values))
         images = sorted(found)[:max_images]
         path = out_dir / f"kernels_{slug(dataset)}_x{scale}_{slug(degradation)}.png"
-        _plot(images, methods, found, truth, errors, path,
+        labels = {(d["image"], d["method"]): d["decision"] for d in decisions}
+        _plot(images, methods, found, truth, errors, labels, path,
               f"{dataset} ×{scale} [{degradation}]: true and estimated kernels")
-        figures.append(KernelFigure(dataset, degradation, scale, path, methods, summary))
+        figures.append(KernelFigure(dataset, degradation, scale, path, methods, summary, decisions, counts))
     return figures
 
 
-def _plot(images, methods, found, truth, errors, path: Path, title: str) -> None:
+def _plot(images, methods, found, truth, errors, decisions, path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,6 +149,8 @@ def _plot(images, methods, found, truth, errors, path: Path, title: str) -> None
             label = name if i == 0 else ""
             if name in errors.get(image, {}):
                 label += ("\n" if label else "") + f"error {errors[image][name]:.2f}"
+            if (image, name) in decisions:  # what the cell did with this estimate
+                label += ("\n" if label else "") + decisions[(image, name)]
             ax.set_title(label, fontsize=7)
             if j == 0:
                 ax.set_ylabel(image, fontsize=7)
