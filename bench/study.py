@@ -28,7 +28,8 @@ from pathlib import Path
 STUDY_KEYS = {"title", "question", "datasets", "degradations", "scales", "methods", "profile", "precision", "seeds",
               "protocol", "metrics", "method", "degradation"}
 DEGRADATION_RULE_KEYS = {"scales"}
-RULE_KEYS = {"scales", "degradations", "datasets", "categories", "per_category", "reuse"}
+RULE_KEYS = {"scales", "degradations", "datasets", "categories", "per_category", "reuse", "precision"}
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PROFILES = ("quick", "paper")
 
 
@@ -42,6 +43,7 @@ class MethodRule:
     categories: tuple[str, ...] | None = None  # only images of these categories
     per_category: int | None = None  # a stratified subset: this many images per category (all where fewer)
     reuse: str | None = None  # a run folder (relative to the root) that already holds these cells: read, not run
+    precision: str | None = None  # this method's precision instead of the study's (e.g. what reused cells ran at)
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,10 @@ def load_study(name_or_path: str, root: Path | None = None) -> Study:
             datasets=_strings(rule["datasets"], f"{where} datasets") if "datasets" in rule else None,
             categories=_strings(rule["categories"], f"{where} categories") if "categories" in rule else None,
             per_category=_ints(rule["per_category"], f"{where} per_category", 1)[0] if "per_category" in rule else None,
-            reuse=str(rule["reuse"]) if "reuse" in rule else None)
+            reuse=str(rule["reuse"]) if "reuse" in rule else None,
+            precision=str(rule["precision"]) if "precision" in rule else None)
+        if parsed.precision is not None and parsed.precision not in PRECISIONS:
+            raise ValueError(f"{where}: precision {parsed.precision!r}: use {', '.join(PRECISIONS)}")
         for what, mine, study_values in (("scales", parsed.scales, scales), ("degradations", parsed.degradations,
                                          degradations), ("datasets", parsed.datasets, datasets)):
             outside = [v for v in (mine or ()) if v not in study_values]
@@ -170,8 +175,8 @@ def load_study(name_or_path: str, root: Path | None = None) -> Study:
             raise ValueError(f"{where}: scales {outside} are not among the study's scales {list(scales)}")
         degradation_scales[degradation] = chosen
     precision = spec.get("precision", "auto")
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise ValueError(f"{path}: precision {precision!r}: use auto, fp32, bf16 or fp16")
+    if precision not in PRECISIONS:
+        raise ValueError(f"{path}: precision {precision!r}: use {', '.join(PRECISIONS)}")
     protocol = spec.get("protocol", "rgb")
     if protocol not in ("rgb", "y-only"):
         raise ValueError(f"{path}: protocol {protocol!r}: use rgb or y-only")
@@ -196,6 +201,7 @@ class Unit:
     out: Path  # the run folder whose results hold these cells
     reused: bool = False
     subset_rule: str = ""  # how the subset was chosen, for the document
+    precision: str | None = None  # the method's own precision rule (None: the study's)
 
     @property
     def label(self) -> str:
@@ -207,7 +213,8 @@ class Unit:
         extra = {"metrics": study.metrics} if study.metrics else {}
         return RunOptions(dataset=self.dataset, images=self.images, methods=(self.method,), scales=self.scales,
                           protocol=study.protocol, profile=study.profile, device=device, out=self.out, seed=self.seed,
-                          degradations=(self.degradation,), precision=study.precision, batch=batch, **extra)
+                          degradations=(self.degradation,), precision=self.precision or study.precision,
+                          batch=batch, **extra)
 
 
 def stratified_subset(dataset: str, per_category: int | None,
@@ -258,7 +265,7 @@ def study_units(study: Study) -> list[Unit]:
                         images, subset_rule = subsets[key]
                     out = (study.root / rule.reuse) if rule.reuse else folder / slug(method)
                     units.append(Unit(dataset, degradation, seed, method, scales, images, out, bool(rule.reuse),
-                                      subset_rule))
+                                      subset_rule, rule.precision))
     return units
 
 

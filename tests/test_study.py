@@ -253,6 +253,19 @@ def test_a_degradation_can_restrict_the_scales_of_every_method(folder, tmp_path)
             st.load_study("tiny", root)
 
 
+def test_a_method_can_declare_its_own_precision(folder, tmp_path):
+    """E.g. reused cells computed at another precision than the study's: the method's rule says which."""
+    root = tmp_path / "repo"
+    _study(root, folder, extra='[method."test-internal"]\nprecision = "bf16"\n')
+    units = {u.method: u for u in st.study_units(st.load_study("tiny", root)) if u.degradation == "bicubic"}
+    study = st.load_study("tiny", root)
+    assert units["test-internal"].options(study).precision == "bf16"
+    assert units["test-external"].options(study).precision == "fp32"  # the study's
+    _study(root, folder, extra='[method."test-internal"]\nprecision = "fp64"\n')
+    with pytest.raises(ValueError, match="precision 'fp64': use auto, fp32, bf16, fp16"):
+        st.load_study("tiny", root)
+
+
 def test_bad_declarations_are_errors_naming_the_key(folder, tmp_path):
     root = tmp_path / "repo"
     _study(root, folder, extra='[method."test-internal"]\nscales = [3]\n')
@@ -268,20 +281,22 @@ def test_bad_declarations_are_errors_naming_the_key(folder, tmp_path):
         st.load_study("absent", root)
 
 
-def test_committed_zssr_original_cells_match_the_study_only_at_their_precision(monkeypatch):
+def test_committed_zssr_original_cells_match_the_study_on_every_machine(monkeypatch):
     """The study reuses reports/reproduce/categories-original-seed0 (bf16, as `auto` resolved on the machine that ran
-    it). Where `auto` resolves to bf16 the identities match; where it resolves to fp32 (no native bf16) every cell is
-    named as differing in config_id."""
+    it) and declares that precision for the method: the identities match whether or not the machine has native
+    bf16; declared `auto` instead, they would not match where it resolves to fp32 (every cell named as differing)."""
+    import dataclasses
+
     import zssr.precision
 
     study = st.load_study("internal-vs-external", REPO)
     unit = next(u for u in st.study_units(study) if u.reused)
-    assert unit.out == REPO / "reports" / "reproduce" / "categories-original-seed0"
-    monkeypatch.setattr(zssr.precision, "native_bf16", lambda device: True)
-    state = st.unit_state(study, unit, "cpu")
-    assert state.status == "ready" and state.n_cells == 44 and state.problems == []
-    monkeypatch.setattr(zssr.precision, "native_bf16", lambda device: False)
-    state = st.unit_state(study, unit, "cpu")
+    assert unit.out == REPO / "reports" / "reproduce" / "categories-original-seed0" and unit.precision == "bf16"
+    for native in (True, False):
+        monkeypatch.setattr(zssr.precision, "native_bf16", lambda device, native=native: native)
+        state = st.unit_state(study, unit, "cpu")
+        assert state.status == "ready" and state.n_cells == 44 and state.problems == []
+    state = st.unit_state(study, dataclasses.replace(unit, precision="auto"), "cpu")
     assert len(state.problems) == 44 and all("config_id 97c5d8b47f there" in p for p in state.problems)
 
 

@@ -3,9 +3,10 @@
     python tools/make_study_tables.py           # (or `make reproduction-doc`) rewrite the README's blocks
     python tools/make_study_tables.py --check   # exit 1 when a block is not what the results give
 
-Two blocks, each between its BEGIN/END markers in README.md:
+Three blocks, each between its BEGIN/END markers in README.md:
 - `contenders`: the set5-contenders study (issue 38): per degradation and scale, every method's mean PSNR-Y, SSIM-Y,
   LPIPS, seconds and TFLOP per image, with the device and precision its cells ran at;
+- `srmd`: the srmd-bicubic study (issue 38): SRMD and SRMDNF under bicubic against SRMD's published figures;
 - `mzsr`: the mzsr-nonideal study (issue 41): per MZSR kernel setting and set, bicubic and zssr-true-kernel against
   MZSR's published bicubic and ZSSR columns.
 Every measured number is computed here from the results (bench.report.study.load_study_data, so only complete cell
@@ -40,6 +41,9 @@ PUBLISHED_MZSR = {
     ("gauss-var-direct:2.0", 4, "set5"): ((24.74, .7321), (27.39, .7685)),
     ("gauss-var-direct:2.0", 4, "bsd100"): ((24.01, .5998), (25.89, .6776)),
 }
+# Published (not measured here): SRMD's bicubic table (Zhang, Zuo & Zhang, CVPR 2018, Table 2), PSNR-Y, the two
+# figures this project checked: (method, set, scale) -> dB.
+PUBLISHED_SRMD = {("srmd-nf", "set5", 2): 37.79, ("srmd-nf", "bsd100", 4): 27.49}
 MZSR_NAMES = {"gauss-var-direct:0.2": "g^d 0.2", "gauss-var-direct:2.0": "g^d 2.0",
               "gauss-var-bicubic:1.3": "g^b 1.3"}
 
@@ -150,7 +154,26 @@ def mzsr_block(study: str = "mzsr-nonideal") -> str:
     return "\n".join(lines) + "\n"
 
 
-BLOCKS = {"contenders": ("set5-contenders", contenders_block), "mzsr": ("mzsr-nonideal", mzsr_block)}
+def srmd_block(study: str = "srmd-bicubic") -> str:
+    rows, runs = _rows(study)
+    if rows.empty:
+        return "*No results yet: run `make study STUDY=srmd-bicubic`.*\n"
+    lines = [f"SRMD under bicubic degradation (PSNR-Y, `scale`-pixel border, mean of the set; {_devices(runs)}; "
+             "published: SRMD, CVPR 2018, Table 2, where checked). Study "
+             f"`{study}` ([document](docs/studies/{study}.md)).", "",
+             "| set | scale | `bicubic` | `srmd` | `srmd-nf` | published `srmd-nf` | diff |",
+             "|---|---|---:|---:|---:|---|---:|"]
+    for (dataset, scale), group in rows.groupby(["dataset", "scale"], sort=False):
+        means = {m: _mean(group[group["method"] == m], "psnr-y") for m in ("bicubic", "srmd", "srmd-nf")}
+        published = PUBLISHED_SRMD.get(("srmd-nf", dataset, int(scale)))
+        diff = f"{means['srmd-nf'] - published:+.2f}" if published and not math.isnan(means["srmd-nf"]) else "-"
+        lines.append(f"| {dataset} | x{scale} | {_f(means['bicubic'], 2)} | {_f(means['srmd'], 2)} | "
+                     f"{_f(means['srmd-nf'], 2)} | {published if published else '-'} | {diff} |")
+    return "\n".join(lines) + "\n"
+
+
+BLOCKS = {"contenders": ("set5-contenders", contenders_block), "srmd": ("srmd-bicubic", srmd_block),
+          "mzsr": ("mzsr-nonideal", mzsr_block)}
 
 
 def with_blocks(readme: str) -> str:
