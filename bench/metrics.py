@@ -193,7 +193,7 @@ _SPECS = (
     MetricSpec("lr-psnr-y", True, "dB", ".2f", "LR consistency (no reference): PSNR-Y between the LR input and the SR "
                "output downscaled by MATLAB bicubic, no border crop; high when the output explains its input under "
                "the bicubic model (ZSSR's back-projection enforces it). It says nothing of detail the input lacks: "
-               "bicubic upscaling scores high", fn=lr_psnr_y, needs_reference=False, needs_input=True),
+               "plain bicubic upscaling scores high", fn=lr_psnr_y, needs_reference=False, needs_input=True),
     MetricSpec("lr-psnr-y-kernel", True, "dB", ".2f", "LR consistency under the method's own kernel (no reference): "
                "as lr-psnr-y, the SR output downscaled by the kernel the method estimated (ZSSR's grid); blind-kernel "
                "methods only (zssr-kernelgan), n/a for the others", fn=lr_psnr_y_estimated, needs_reference=False,
