@@ -184,8 +184,7 @@ class CellRunner:
         inputs: list[tuple[int, CellInput]] = []
         requests: list[Request] = []
         for j, item in enumerate(items):
-            if getattr(method, "told", ()) and not getattr(session.degradation(item.cell.degradation),
-                                                           "has_reference", True):
+            if getattr(method, "told", ()) and not session.degradation(item.cell.degradation).has_reference:
                 blocks[j] = error_block(item, session, not_told_as_is(method, item.cell.degradation))
                 continue
             try:

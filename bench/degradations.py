@@ -361,6 +361,10 @@ class GivenDegradation:
     blur_id: str = ""
     kernel_file: np.ndarray | None = field(default=None, compare=False, repr=False)
 
+    @property
+    def has_reference(self) -> bool:
+        return True  # the dataset gives the HR image beside each LR one
+
     @classmethod
     def of(cls, dataset) -> "GivenDegradation":
         p = dataset.paired

@@ -105,7 +105,7 @@ def _run_locked(session, out: Path, render: bool, notices: list[str], began: flo
     failures, unavailable = _problems(mine)
     # a non-blind method beside the degradation none ran on the synthetic ones; its none cells are unavailable
     # by design (bench.session.check_as_is), which does not fail the run
-    as_is = {d.id for d in session.degradations if not getattr(d, "has_reference", True)}
+    as_is = {d.id for d in session.degradations if not d.has_reference}
     explicit = sorted({r["method"] for r in unavailable
                        if not (r["degradation"] in as_is and getattr(session.methods.get(r["method"]), "told", ()))}
                       & session.explicit)
