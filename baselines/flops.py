@@ -25,6 +25,7 @@ loss are elementwise work and count 0 under the convention above.
 from __future__ import annotations
 
 import weakref
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -45,9 +46,22 @@ def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...], dtype: tor
             [*model.named_parameters(), *model.named_buffers()]}
     x = torch.empty(input_shape, dtype=dtype, device="meta")
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
+    with counter, torch.no_grad(), _tensor_attributes_kept(model):
         functional_call(model, meta, (x,))
     return int(counter.get_total_flops())
+
+
+@contextmanager
+def _tensor_attributes_kept(model: torch.nn.Module):
+    """Put back the plain tensor attributes (neither parameters nor buffers) of `model`'s modules after a counted
+    forward: DAT's forward does `self.mean = self.mean.type_as(x)`, which on the meta device would leave the real
+    network with a meta tensor and break its next real forward ("Cannot copy out of meta tensor")."""
+    kept = [(m, k, v) for m in model.modules() for k, v in vars(m).items() if isinstance(v, torch.Tensor)]
+    try:
+        yield
+    finally:
+        for module, key, value in kept:
+            module.__dict__[key] = value
 
 
 # Networks whose count is proportional to the number of input pixels (every stride-1, same-padded convolutional
@@ -116,7 +130,7 @@ def training_step_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) ->
         meta.update({name: torch.empty_like(t, device="meta") for name, t in model.named_buffers()})
         x = torch.empty(key, device="meta")
         counter = FlopCounterMode(display=False)
-        with counter:
+        with counter, _tensor_attributes_kept(model):
             functional_call(model, meta, (x,)).float().abs().mean().backward()
         shapes[key] = int(counter.get_total_flops())
     return shapes[key]

@@ -28,6 +28,27 @@ def test_counting_leaves_the_model_alone():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+class _MeanShift(torch.nn.Module):
+    """As DAT's forward (spandrel): a plain tensor attribute (not a buffer) reassigned from the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.mean = torch.tensor([0.4, 0.4, 0.4]).view(1, 3, 1, 1)
+
+    def forward(self, x):
+        self.mean = self.mean.type_as(x)
+        return self.conv(x - self.mean) + self.mean
+
+
+def test_counting_leaves_plain_tensor_attributes_alone():
+    model = _MeanShift()
+    flops.count_flops(model, (1, 3, 16, 16))
+    flops.training_step_flops(model, (1, 3, 16, 16))
+    assert model.mean.device.type == "cpu"
+    assert model(torch.zeros(1, 3, 8, 8)).shape == (1, 3, 8, 8)  # a real forward after counting (was: meta error)
+
+
 def test_pixel_proportional_networks_are_scaled_exactly(monkeypatch):
     model = _two_convs()
     shape = (1, 3, 123, 77)
