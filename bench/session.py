@@ -124,6 +124,11 @@ def build_session(options: RunOptions, device: str | None = None, threads: int |
     degradations = tuple(parse(spec) for spec in options.degradation_specs())
     if len({d.id for d in degradations}) != len(degradations):
         raise ValueError("two of the degradations asked for are the same degradation")
+    if options.kernel and not all(d.has_reference for d in degradations):  # none: real photos, no HR to blur
+        raise ValueError(f"--kernel {options.kernel} with the degradation none: none uses the images as they are "
+                         "(no HR image is blurred, and no kernel of real photos is known to tell a method); leave "
+                         "--kernel out, or give the kernel as its own degradation beside none "
+                         f"(--degradation kernel:{options.kernel},none)")
     configure_threads(threads)
     dev = select_device(device or options.device)
     profile = resolve_profile(options.profile, dev)
@@ -145,7 +150,7 @@ def build_session(options: RunOptions, device: str | None = None, threads: int |
     explicit = frozenset(options.methods)
     methods = {name: _create(name, profile, options.precision, dev, explicit=name in explicit) for name in names}
     if not all(d.has_reference for d in degradations):
-        check_as_is(options, degradations, methods, explicit)
+        check_as_is_methods(degradations, methods, explicit)
         metrics = as_is_metrics(options, metrics, methods)
     ids = {n: config_id(n, m, profile, options.protocol, options.seed) for n, m in methods.items()}
     extra = {"id": session_id} if session_id else {}
@@ -155,16 +160,10 @@ def build_session(options: RunOptions, device: str | None = None, threads: int |
                    batch_size=resolve_batch(options.batch, dev), all_images=whole.images, notices=notices, **extra)
 
 
-def check_as_is(options: RunOptions, degradations, methods: dict, explicit) -> None:
-    """The degradation none (real photos: the images are the LR inputs) with what cannot apply to it: a kernel
-    (there is no HR image to blur), or only none and a non-blind method the user named (it needs the true kernel
-    of an LR image made from an HR one, which does not exist). Beside a synthetic degradation, such a method runs
-    there and its none cells are recorded as unavailable, with the reason (bench.cellwork)."""
-    if options.kernel:
-        raise ValueError(f"--kernel {options.kernel} with the degradation none: none uses the images as they are "
-                         "(no HR image is blurred, and no kernel of real photos is known to tell a method); leave "
-                         "--kernel out, or give the kernel as its own degradation beside none "
-                         f"(--degradation kernel:{options.kernel},none)")
+def check_as_is_methods(degradations, methods: dict, explicit) -> None:
+    """Only the degradation none and a non-blind method the user named: it needs the true kernel of an LR image
+    made from an HR one, which does not exist. Beside a synthetic degradation, such a method runs there and its
+    none cells are recorded as unavailable, with the reason (bench.cellwork)."""
     if all(not d.has_reference for d in degradations):
         told = sorted(n for n, m in methods.items() if n in explicit and getattr(m, "told", ()))
         if told:
