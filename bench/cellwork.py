@@ -184,6 +184,9 @@ class CellRunner:
         inputs: list[tuple[int, CellInput]] = []
         requests: list[Request] = []
         for j, item in enumerate(items):
+            if getattr(method, "told", ()) and not session.degradation(item.cell.degradation).has_reference:
+                blocks[j] = error_block(item, session, not_told_as_is(method, item.cell.degradation))
+                continue
             try:
                 hr, lr, drawn = self.pair(item)
                 seed = cell_seed(session.options.seed, item.cell, getattr(method, "seed_as", None))
@@ -223,16 +226,17 @@ class CellRunner:
         session, item, hr, lr = self.session, cell_input.item, cell_input.hr, cell_input.lr
         cell, stats = item.cell, result.stats
         method = session.methods[cell.method]
-        sr = tensor_to_image(result.sr, gray=hr.ndim == 2)
-        if sr.shape != hr.shape:
+        want = sr_shape(hr, lr, cell.scale)
+        sr = tensor_to_image(result.sr, gray=len(want) == 2)
+        if sr.shape != want:
             raise RuntimeError(f"{cell.method} returned {sr.shape[:2]} for x{cell.scale} of {lr.shape[:2]}; "
-                               f"expected {hr.shape[:2]}")
+                               f"expected {want[:2]}")
         output = self._save_side_files(cell, hr, lr, sr, stats.get("curve"), cell_input.drawn.kernel)
         if stats.get("kernel") is not None:  # a blind method's estimate, shown beside the true one
             _save_kernel(self.out / estimated_kernel_path(cell), stats["kernel"], overwrite=True)
         native = str(method.native_scale(cell.scale))
         device = device_name(session.device)
-        rows = self._metric_rows(cell, item.metrics, sr, hr, native, device)
+        rows = self._metric_rows(cell, item.metrics, sr, hr, native, device, lr, stats.get("kernel"))
         notes = stats.get("notes") or {}  # a statistic's reason, e.g. kernel-decision's (baselines.api.Method.run)
         rows += [self._row(cell, k, float(v), "ok", str(notes.get(k, "")), native, device) for k, v in costs.items()]
         return rows + [end_row(cell, session, "ok", len(rows), output, native=native, device=device)]
@@ -240,18 +244,24 @@ class CellRunner:
     def _metrics_only(self, item: WorkItem) -> list[dict]:
         """Metrics a finished cell lacks, from its saved SR output (the method is not run again)."""
         cell = item.cell
-        hr, _, _ = self.pair(item)
+        hr, lr, _ = self.pair(item)
         sr = load_image(self.out / item.output)
-        if sr.shape != hr.shape:
-            raise RuntimeError(f"{item.output}: saved SR output is {sr.shape}, the HR image {hr.shape}")
-        rows = self._metric_rows(cell, item.metrics, sr, hr, "", "")
+        want = sr_shape(hr, lr, cell.scale)
+        if sr.shape != want:
+            raise RuntimeError(f"{item.output}: saved SR output is {sr.shape}, expected {want} (x{cell.scale} of the "
+                               f"input {lr.shape})")
+        estimate = self.out / estimated_kernel_path(cell)
+        kernel = _load_kernel(estimate) if estimate.is_file() else None
+        rows = self._metric_rows(cell, item.metrics, sr, hr, "", "", lr, kernel)
         return rows + [end_row(cell, self.session, "ok", len(rows), item.output,
                                note=f"added {', '.join(item.metrics)} from the saved output")]
 
-    def _metric_rows(self, cell: Cell, names, sr, hr, native: str, device: str) -> list[dict]:
+    def _metric_rows(self, cell: Cell, names, sr, hr, native: str, device: str, lr=None, kernel=None
+                     ) -> list[dict]:
         from bench.metrics import compute
 
-        values = compute(names, sr, hr, border=cell.scale, device=str(self.session.device))
+        values = compute(names, sr, hr, border=cell.scale, device=str(self.session.device), lr=lr,
+                         scale=cell.scale, kernel=kernel)
         for name, v in values.items():
             if v.status == "error":
                 log.error("cell %s: metric %s failed: %s", cell.slug, name, v.note)
@@ -272,7 +282,8 @@ class CellRunner:
             output = sr_path(cell)
             save_image(self.out / output, sr)
             hr_rel, lr_rel = input_paths(cell)
-            save_image(self.out / hr_rel, hr)
+            if hr is not None:  # degradation none: the image is the input, there is no HR image
+                save_image(self.out / hr_rel, hr)
             save_image(self.out / lr_rel, lr)
         if curve:
             import pandas as pd
@@ -281,6 +292,28 @@ class CellRunner:
             path.parent.mkdir(parents=True, exist_ok=True)
             pd.DataFrame(curve).to_csv(path, index=False)
         return output
+
+
+def sr_shape(hr: np.ndarray | None, lr: np.ndarray, scale: int) -> tuple[int, ...]:
+    """The shape a cell's SR output must have: the HR image's, or `scale` times the input's (degradation none)."""
+    if hr is not None:
+        return hr.shape
+    return (lr.shape[0] * int(scale), lr.shape[1] * int(scale)) + lr.shape[2:]
+
+
+def not_told_as_is(method, degradation: str):
+    """Why a non-blind method has no cells under the degradation none (recorded as unavailable)."""
+    from baselines.api import MethodUnavailable
+
+    return MethodUnavailable(f"{method.name} is non-blind (told the degradation's true "
+                             f"{' and '.join(method.told)}): under {degradation} the images are the LR inputs as "
+                             "they are, with no HR image and no known kernel to tell it")
+
+
+def _load_kernel(path: Path) -> np.ndarray:
+    from scipy.io import loadmat
+
+    return np.asarray(loadmat(path)["Kernel"], dtype=np.float64)
 
 
 def _save_kernel(path: Path, kernel, overwrite: bool) -> None:

@@ -12,6 +12,9 @@ The subsampling grid (zssr.kernels.GRIDS) is half of what a blur step does, and 
 `kernel:` and `aniso-gaussian` use ZSSR's grid (the kernel re-centred by kernel_shift, LR pixel i centred at HR
 s*i + (s - 1) / 2, as MATLAB bicubic); `gauss-*-direct` convolve and keep [0::s, 0::s] (MZSR's g^d, SRMD's direct
 downsampler: LR pixel i centred at HR s*i); `gauss-*-bicubic` blur then MATLAB bicubic downscaling (MZSR's g^b).
+
+`none` makes no LR image: the dataset's images are the LR inputs as they are (real photos, whose high-resolution
+original does not exist), so its cells have no HR image and no known kernel; it stands alone.
 """
 from __future__ import annotations
 
@@ -137,7 +140,7 @@ class Entry:
     """One registered step: its kind (blur steps replace bicubic; the others follow it), version, description."""
 
     name: str
-    kind: str  # "blur" | "after"
+    kind: str  # "blur" | "after" | "as-is" (none: the image is the LR input; no other step may join it)
     version: int
     describe: str
     default: str = ""
@@ -152,8 +155,17 @@ class Entry:
         return f"{self.name}{param}.v{self.version}"
 
 
+NONE = "none"  # the degradation of real photos: the images are the LR inputs as they are
+
+def is_as_is(degradation_id: str) -> bool:
+    """Whether a degradation id (the results' column) is `none`'s: its images were the LR inputs as they are."""
+    return degradation_id == NONE or str(degradation_id).startswith(NONE + ".v")
+
+
 REGISTRY: dict[str, Entry] = {e.name: e for e in (
     Entry("bicubic", "blur", 1, "MATLAB bicubic downscaling (antialiased)"),
+    Entry(NONE, "as-is", 1, "none: the images are the LR inputs as they are (no HR image, no known kernel; "
+          "reference metrics are n/a)"),
     Entry("aniso-gaussian", "blur", 1, "a random anisotropic Gaussian blur per image and scale (DIV2KRK recipe), "
           "then subsampling"),
     Entry("kernel", "blur", 1, "a given blur kernel (MATLAB file, variable Kernel), then subsampling"),
@@ -201,6 +213,11 @@ class Degradation:
     def blur(self) -> Step:
         return self.steps[0]
 
+    @property
+    def has_reference(self) -> bool:
+        """False for `none`: the image is the LR input, there is no HR image to compare with and no true kernel."""
+        return self.blur.name != NONE
+
     def realise(self, image_id: str, scale: int) -> Realisation:
         """What this image at this scale gets (deterministic)."""
         rng = _rng(self.blur_id, image_id, scale)  # the blur alone: aniso-gaussian+jpeg has aniso-gaussian's kernels
@@ -224,7 +241,10 @@ class Degradation:
 
     def make_pair(self, hr: np.ndarray, scale: int, name: str, y_only: bool, image_id: str
                   ) -> tuple[np.ndarray, np.ndarray, Realisation]:
-        """(mod-cropped HR, LR, what was drawn) as uint8 arrays; with `y_only` both are MATLAB Y."""
+        """(mod-cropped HR, LR, what was drawn) as uint8 arrays; with `y_only` both are MATLAB Y. Under `none` the
+        HR image is None and the LR image is `hr` as it is (the image is the input)."""
+        if not self.has_reference:
+            return None, as_is_input(hr, scale, name, y_only), Realisation()
         real = self.realise(image_id, scale)
         if real.grid == "zssr":
             hr, lr = make_pair(hr, scale, name=name, kernel=real.kernel, y_only=y_only)
@@ -242,6 +262,20 @@ class Degradation:
         if real.jpeg_quality is not None:
             lr = _jpeg(lr, real.jpeg_quality)
         return hr, lr, real
+
+
+def as_is_input(img: np.ndarray, scale: int, name: str, y_only: bool) -> np.ndarray:
+    """An image used as the LR input (degradation none): not cropped, only checked to be large enough."""
+    from bench.protocol import MIN_LR_SIDE, rgb_to_y
+
+    if scale < 2 or int(scale) != scale:
+        raise ValueError(f"{name}: scale must be an integer >= 2, got {scale!r}")
+    h, w = img.shape[:2]
+    if min(h, w) < MIN_LR_SIDE:
+        raise ValueError(f"{name}: {w}x{h} is too small to upscale (degradation none uses it as the LR input, which "
+                         f"needs at least {MIN_LR_SIDE} pixels per side); use a larger image")
+    lr = rgb_to_y(img) if y_only else img
+    return lr if lr.flags.writeable else lr.copy()  # torch.from_numpy warns on a read-only array
 
 
 def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
@@ -281,7 +315,17 @@ def parse(spec: str) -> Degradation:
                 raise ValueError(f"degradation {spec!r}: {name} takes a finite number, got {param!r}")
             if (name == "noise" and not value > 0) or (name == "jpeg" and not (1 <= value <= 100 and value == int(value))):
                 raise ValueError(f"degradation {spec!r}: noise sigma must be > 0 and jpeg quality an integer 1-100")
+        if name == NONE and param:
+            raise ValueError(f"degradation {spec!r}: none takes no parameter")
         steps.append(Step(name, param))
+    if any(s.name == NONE for s in steps) and len(steps) > 1:
+        raise ValueError(f"degradation {spec!r}: none uses the images as they are (they are the LR inputs); it "
+                         "takes no other step: give none alone, or a synthetic degradation beside it "
+                         "(e.g. --degradation bicubic,none)")
+    if steps[0].name == NONE:
+        entry = REGISTRY[NONE]
+        return Degradation(spec=NONE, steps=(steps[0],), id=entry.step_id(steps[0]), blur_id=entry.step_id(steps[0]),
+                           description=entry.describe)
     blurs = [s for s in steps if s.entry.kind == "blur"]
     if len(blurs) > 1:
         raise ValueError(f"degradation {spec!r}: at most one of the blur steps "
@@ -316,6 +360,10 @@ class GivenDegradation:
     steps: tuple = ()
     blur_id: str = ""
     kernel_file: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def has_reference(self) -> bool:
+        return True  # the dataset gives the HR image beside each LR one
 
     @classmethod
     def of(cls, dataset) -> "GivenDegradation":

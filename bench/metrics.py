@@ -1,6 +1,9 @@
 """Image-quality metrics under the published protocol, and the one table that describes every column of results.
 
 Inputs are uint8 arrays (H x W x 3 RGB or H x W grayscale) of the same shape; `border` pixels are cropped.
+Metrics without a reference (`needs_reference=False`) read the SR output alone (niqe) or the SR output and the LR
+input it was made from (`needs_input`: the LR consistency); under the degradation `none` (real photos) there is no
+HR image, and every metric that needs one is n/a with the reason.
 `METRIC_TABLE` is read by the runner (what to compute), results (run.json), and the report (direction, unit,
 decimals), so a metric is added in one place.
 """
@@ -11,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from bench.protocol import rgb_to_y
+from bench.protocol import kernel_downscale_uint8, matlab_resize_uint8, rgb_to_y
 
 _LPIPS_CACHE: dict[str, object] = {}
 LPIPS_MIN_SIDE = 31  # AlexNet's strides and pools leave nothing of a smaller input (measured: 30 fails, 31 runs)
@@ -120,6 +123,41 @@ def niqe(sr: np.ndarray, hr: np.ndarray | None, border: int) -> float:
     return float(calculate_niqe(img, border, input_order="HW" if sr.ndim == 2 else "HWC", convert_to="y"))
 
 
+def lr_consistency(sr: np.ndarray, lr: np.ndarray, scale: int, kernel: np.ndarray | None = None) -> float:
+    """PSNR-Y between the LR input and the SR output downscaled by `scale` (MATLAB bicubic, or `kernel` on ZSSR's
+    grid): how well the output explains its own input, the standard sanity check of zero-shot SR. No border crop
+    (both downscalings handle the borders). An output that is not `scale` times the input is an error."""
+    if sr.dtype != np.uint8 or lr.dtype != np.uint8:
+        raise TypeError("metrics take uint8 images (round the SR output first, as published tables do)")
+    want = (lr.shape[0] * scale, lr.shape[1] * scale)
+    if sr.shape[:2] != want or sr.ndim != lr.ndim:
+        raise ValueError(f"SR output is {sr.shape[1]}x{sr.shape[0]}{'' if sr.ndim == 3 else ' (grey)'}; x{scale} of "
+                         f"the {lr.shape[1]}x{lr.shape[0]}{'' if lr.ndim == 3 else ' (grey)'} input must be "
+                         f"{want[1]}x{want[0]} with the same channels")
+    down = matlab_resize_uint8(sr, 1.0 / scale) if kernel is None else kernel_downscale_uint8(sr, kernel, scale)
+    if down.shape != lr.shape:  # cannot happen for an exact multiple; said rather than broadcast
+        raise ValueError(f"SR output downscaled x{scale} is {down.shape}, the input {lr.shape}")
+    return psnr(rgb_to_y(down), rgb_to_y(lr))
+
+
+def lr_psnr_y(sr: np.ndarray, lr: np.ndarray, scale: int, kernel: np.ndarray | None = None) -> float:
+    """LR consistency with the bicubic kernel (every method)."""
+    return lr_consistency(sr, lr, scale)
+
+
+def lr_psnr_y_estimated(sr: np.ndarray, lr: np.ndarray, scale: int, kernel: np.ndarray | None = None) -> float:
+    """LR consistency with the kernel the method estimated itself (blind-kernel methods only)."""
+    if kernel is None:
+        raise MetricNotApplicable("the method estimated no kernel (only blind-kernel methods such as zssr-kernelgan "
+                                  "do); see lr-psnr-y for the bicubic kernel")
+    return lr_consistency(sr, lr, scale, np.asarray(kernel, dtype=np.float64))
+
+
+# Why a metric that needs an HR image has no value under the degradation `none` (the results' note)
+NO_REFERENCE_NOTE = ("no HR image: the degradation none upscales the images as they are, and their high-resolution "
+                     "originals do not exist; see the no-reference metrics (niqe, lr-psnr-y)")
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """One column of results: how it is computed (quality metrics) or measured (costs), and how it reads."""
@@ -133,10 +171,11 @@ class MetricSpec:
     fn: Callable[..., float] | None = None
     needs_reference: bool = True
     wants_device: bool = False
+    needs_input: bool = False  # fn(sr, lr, scale, kernel): reads the LR input (and a kernel the method estimated)
 
     def to_json(self) -> dict:
         return {"higher_is_better": self.higher_is_better, "unit": self.unit, "fmt": self.fmt,
-                "description": self.description, "kind": self.kind}
+                "description": self.description, "kind": self.kind, "needs_reference": self.needs_reference}
 
 
 _SPECS = (
@@ -149,7 +188,16 @@ _SPECS = (
                f"`scale`-pixel border crop (n/a below {LPIPS_MIN_SIDE} px per side)", fn=lpips_alex,
                wants_device=True),
     MetricSpec("niqe", False, "", ".3f", "NIQE (no reference; basicsr, MATLAB-compatible), on Y, `scale`-pixel border "
-               "crop", fn=niqe, needs_reference=False),
+               "crop: the distance of the output's natural-scene statistics from those of pristine photos (lower: "
+               "more natural-looking); blind to whether the content is faithful", fn=niqe, needs_reference=False),
+    MetricSpec("lr-psnr-y", True, "dB", ".2f", "LR consistency (no reference): PSNR-Y between the LR input and the SR "
+               "output downscaled by MATLAB bicubic, no border crop; high when the output explains its input under "
+               "the bicubic model (ZSSR's back-projection enforces it). It says nothing of detail the input lacks: "
+               "plain bicubic upscaling scores high", fn=lr_psnr_y, needs_reference=False, needs_input=True),
+    MetricSpec("lr-psnr-y-kernel", True, "dB", ".2f", "LR consistency under the method's own kernel (no reference): "
+               "as lr-psnr-y, the SR output downscaled by the kernel the method estimated (ZSSR's grid); blind-kernel "
+               "methods only (zssr-kernelgan), n/a for the others", fn=lr_psnr_y_estimated, needs_reference=False,
+               needs_input=True),
     MetricSpec("seconds-load", False, "s", ".3g", "method set-up (weights to device), once per method and session, "
                "on its first cell", kind="cost"),
     MetricSpec("seconds-train", False, "s", ".3g", "test-time training (ZSSR), device-synchronised", kind="cost"),
@@ -209,6 +257,9 @@ METRIC_TABLE: dict[str, MetricSpec] = {s.name: s for s in _SPECS}
 QUALITY_METRICS = tuple(s.name for s in _SPECS if s.kind == "quality")
 COST_METRICS = tuple(s.name for s in _SPECS if s.kind == "cost")
 DEFAULT_METRICS = ("psnr-y", "ssim-y", "psnr-rgb", "lpips-alex")
+# Added to the defaults when a run has the degradation none (real photos: the reference metrics are n/a there);
+# lr-psnr-y-kernel only when a blind-kernel method runs (bench.session)
+NO_REFERENCE_METRICS = ("niqe", "lr-psnr-y", "lr-psnr-y-kernel")
 
 
 def check_metric_names(names) -> tuple[str, ...]:
@@ -233,14 +284,27 @@ class MetricValue:
     note: str = ""
 
 
-def compute(names, sr: np.ndarray, hr: np.ndarray, border: int, device: str = "cpu") -> dict[str, MetricValue]:
+def compute(names, sr: np.ndarray, hr: np.ndarray | None, border: int, device: str = "cpu",
+            lr: np.ndarray | None = None, scale: int | None = None, kernel: np.ndarray | None = None
+            ) -> dict[str, MetricValue]:
     """Each metric on its own: one that is undefined for this input is NaN with the reason; one that raises is
-    recorded as an error with its message, and the others are kept."""
+    recorded as an error with its message, and the others are kept. `hr` None (degradation none): every metric
+    that needs a reference is n/a with NO_REFERENCE_NOTE. `lr`, `scale`: the input the output was made from (for
+    the LR consistency); `kernel`: the kernel the method estimated, if it did."""
     out: dict[str, MetricValue] = {}
     for name in check_metric_names(names):
         spec = METRIC_TABLE[name]
+        if spec.needs_reference and hr is None:
+            out[name] = MetricValue(float("nan"), "n/a", NO_REFERENCE_NOTE)
+            continue
+        if spec.needs_input and (lr is None or scale is None):
+            out[name] = MetricValue(float("nan"), "n/a", f"{name} needs the LR input, which was not given")
+            continue
         try:
-            value = spec.fn(sr, hr, border, device=device) if spec.wants_device else spec.fn(sr, hr, border)
+            if spec.needs_input:
+                value = spec.fn(sr, lr, int(scale), kernel)
+            else:
+                value = spec.fn(sr, hr, border, device=device) if spec.wants_device else spec.fn(sr, hr, border)
             out[name] = MetricValue(float(value))
         except MetricNotApplicable as exc:
             out[name] = MetricValue(float("nan"), "n/a", str(exc))

@@ -58,7 +58,8 @@ class RunOptions:
     # bench.degradations specs; the plan runs once per degradation
     degradations: tuple[str, ...] = option(("bicubic",), "comma-separated degradations, each steps joined with + "
                                            "(bicubic, aniso-gaussian, realistic, kernel:<file.mat>, gauss-{var,sigma}-{direct,bicubic}:<v>, noise[:sigma], "
-                                           "jpeg[:quality]); the plan runs once per degradation",
+                                           "jpeg[:quality]; none: the images are the LR inputs as they are, real photos without an HR "
+                                           "original); the plan runs once per degradation",
                                            flag="--degradation")
     kernel: str | None = option(None, "a .mat blur kernel (variable `Kernel`): the degradation kernel:<file>, "
                                 "replacing bicubic")

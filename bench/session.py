@@ -14,7 +14,7 @@ import torch
 
 from bench import datasets as ds
 from bench.degradations import Degradation, parse
-from bench.metrics import check_metric_names
+from bench.metrics import DEFAULT_METRICS, NO_REFERENCE_METRICS, check_metric_names
 from bench.options import DEFAULT_METHODS, RunOptions
 
 PROTOCOLS = ("rgb", "y-only")
@@ -124,6 +124,11 @@ def build_session(options: RunOptions, device: str | None = None, threads: int |
     degradations = tuple(parse(spec) for spec in options.degradation_specs())
     if len({d.id for d in degradations}) != len(degradations):
         raise ValueError("two of the degradations asked for are the same degradation")
+    if options.kernel and not all(d.has_reference for d in degradations):  # none: real photos, no HR to blur
+        raise ValueError(f"--kernel {options.kernel} with the degradation none: none uses the images as they are "
+                         "(no HR image is blurred, and no kernel of real photos is known to tell a method); leave "
+                         "--kernel out, or give the kernel as its own degradation beside none "
+                         f"(--degradation kernel:{options.kernel},none)")
     configure_threads(threads)
     dev = select_device(device or options.device)
     profile = resolve_profile(options.profile, dev)
@@ -144,12 +149,38 @@ def build_session(options: RunOptions, device: str | None = None, threads: int |
     names = list(options.methods) or DEFAULT_METHODS[profile]
     explicit = frozenset(options.methods)
     methods = {name: _create(name, profile, options.precision, dev, explicit=name in explicit) for name in names}
+    if not all(d.has_reference for d in degradations):
+        check_as_is_methods(degradations, methods, explicit)
+        metrics = as_is_metrics(options, metrics, methods)
     ids = {n: config_id(n, m, profile, options.protocol, options.seed) for n, m in methods.items()}
     extra = {"id": session_id} if session_id else {}
     notices = tuple(n for n in (batch_notice(options.batch, dev),) if n)
     return Session(options=options, device=dev, profile=profile, dataset=dataset, degradations=degradations,
                    scales=scales, metrics=metrics, methods=methods, config_ids=ids, explicit=explicit,
                    batch_size=resolve_batch(options.batch, dev), all_images=whole.images, notices=notices, **extra)
+
+
+def check_as_is_methods(degradations, methods: dict, explicit) -> None:
+    """Only the degradation none and a non-blind method the user named: it needs the true kernel of an LR image
+    made from an HR one, which does not exist. Beside a synthetic degradation, such a method runs there and its
+    none cells are recorded as unavailable, with the reason (bench.cellwork)."""
+    if all(not d.has_reference for d in degradations):
+        told = sorted(n for n, m in methods.items() if n in explicit and getattr(m, "told", ()))
+        if told:
+            raise ValueError(f"method(s) {', '.join(told)} need an HR image's true degradation (non-blind: told "
+                             f"the {' and '.join(getattr(methods[told[0]], 'told', ()))}); the degradation none has no "
+                             "HR image and no known kernel. Leave them out, or add a synthetic degradation for them "
+                             "to run on (e.g. --degradation bicubic,none)")
+
+
+def as_is_metrics(options: RunOptions, metrics: tuple[str, ...], methods: dict) -> tuple[str, ...]:
+    """The default metrics with the no-reference ones added when a run has the degradation none (its reference
+    metrics are n/a); lr-psnr-y-kernel only when a blind-kernel method runs. Metrics the user named: as named."""
+    if tuple(options.metrics) != DEFAULT_METRICS:
+        return metrics
+    blind_kernel = any(hasattr(m, "estimate_cache") for m in methods.values())  # KernelGAN's methods
+    extra = tuple(m for m in NO_REFERENCE_METRICS if m != "lr-psnr-y-kernel" or blind_kernel)
+    return tuple(dict.fromkeys(metrics + extra))
 
 
 def _create(name: str, profile: str, precision: str, device: torch.device, explicit: bool):

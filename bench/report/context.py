@@ -13,12 +13,23 @@ from bench.report import kernels as kernels_mod
 from bench.report import findings as findings_mod
 from bench.report.study_links import study_answers
 from bench.report import plots
-from bench.metrics import COST_METRICS
+from bench.report import viewer as viewer_mod
+from bench.degradations import is_as_is
+from bench.metrics import COST_METRICS, METRIC_TABLE
 from bench.report.load import RunData
 from bench.report.tables import decimals, paired_table, summary_table
 from bench.results import UNAVAILABLE_PREFIX
 
 PAIRED_METRICS = ["psnr-y", "lpips-alex"]
+NO_REFERENCE_CAUTION = (
+    "No-reference metrics agree only loosely with human judgement. NIQE scores how natural an image's statistics "
+    "look, not whether its detail is true to the scene (a hallucinated texture can score well); LR consistency "
+    "scores whether the output, downscaled, gives back its input, which plain interpolation does well and "
+    "sharpening a little less. Judge the methods by the pictures; read these numbers as hints.")
+
+
+NO_REFERENCE_METRICS = {name for name, spec in METRIC_TABLE.items() if spec.kind == "quality"
+                        and not spec.needs_reference}
 
 
 def _rel(path: Path | None, root: Path) -> str | None:
@@ -81,6 +92,9 @@ def build_context(data: RunData) -> dict:
     for group in groups:
         section, records = summarise_group(data, group)
         section.update(figures.for_group(group, root))
+        section["as_is"] = is_as_is(group.degradation)  # real photos: pictures first, then the numbers
+        section["viewers"] = (viewer_mod.viewers(data, group.rows, group.dataset, group.degradation,
+                                                 int(group.scale), group.key) if section["as_is"] else [])
         sections.append(section)
         summary_records += records
     pd.DataFrame(summary_records, columns=SUMMARY_COLUMNS).to_csv(root / "summary.csv", index=False)
@@ -109,6 +123,9 @@ def build_context(data: RunData) -> dict:
         # one-line remarks about the inputs (alpha dropped, folders skipped or followed), said once in bench.log too
         "notes": list((data.run.get("dataset", {}) or {}).get("notes") or []),
         "method_order": data.methods,
+        "has_viewers": any(sec["viewers"] for sec in sections),
+        "no_reference_present": bool(set(data.rows["metric"]) & NO_REFERENCE_METRICS) if len(data.rows) else False,
+        "no_reference_caution": NO_REFERENCE_CAUTION,
     }
 
 
@@ -237,7 +254,8 @@ class Figures:
         """A section's figure entries (paths relative to the run folder)."""
         return {
             "figures": {name: _rel(path, root) for name, path in self.plots[group.key].items()},
-            "crops": [{"image": c.image, "path": _rel(c.path, root), "window": c.window, "missing": c.missing}
+            "crops": [{"image": c.image, "path": _rel(c.path, root), "window": c.window, "missing": c.missing,
+                       "windows": c.windows}
                       for c in self.crops
                       if c.dataset == group.dataset and c.scale == group.scale and c.degradation == group.degradation],
             "kernels": _kernel_context(self.kernels.get((group.dataset, group.degradation, int(group.scale))), root),

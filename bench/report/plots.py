@@ -70,7 +70,7 @@ def tradeoff(data: RunData, df: pd.DataFrame, out: Path, title: str, cost: str =
     """Quality (one panel per quality metric) against a mean cost per image (COST_AXES: seconds, or TFLOP), log
     cost axis; methods without a positive cost (interpolation's 0 FLOPs) are left out."""
     cost_metric, unit, xlabel = COST_AXES[cost]
-    metrics = [m for m in data.quality_metrics if m in set(df["metric"])]
+    metrics = [m for m in data.quality_metrics if m in set(df.loc[df["value"].notna(), "metric"])]  # not all n/a
     methods = data.methods_in(df)
     if not metrics or cost_metric not in set(df["metric"]):
         return None
@@ -108,7 +108,7 @@ def tradeoff(data: RunData, df: pd.DataFrame, out: Path, title: str, cost: str =
 def gain_heatmap(data: RunData, df: pd.DataFrame, out: Path, title: str, metric: str = "psnr-y",
                  baseline: str = "bicubic") -> Path | None:
     """Categories x methods: the mean per-image gain over `baseline` (signed so that > 0 is better)."""
-    sub = df[df["metric"] == metric]
+    sub = df[(df["metric"] == metric) & df["value"].notna()]  # n/a rows (no HR image under none) have no gain
     if baseline not in set(sub["method"]) or sub["method"].nunique() < 2:
         return None
     table = sub.pivot_table(index=["category", "image"], columns="method", values="value", aggfunc="mean")
@@ -137,7 +137,7 @@ def gain_heatmap(data: RunData, df: pd.DataFrame, out: Path, title: str, metric:
 
 def category_bars(data: RunData, df: pd.DataFrame, out: Path, title: str) -> Path | None:
     """Grouped bars: categories x methods, one panel per quality metric, 95 % CI whiskers."""
-    metrics = [m for m in data.quality_metrics if m in set(df["metric"])]
+    metrics = [m for m in data.quality_metrics if m in set(df.loc[df["value"].notna(), "metric"])]  # not all n/a
     methods = data.methods_in(df)
     categories = sorted(set(df["category"]))
     if not metrics or not methods:

@@ -128,6 +128,10 @@ def summary_table(data: RunData, df: pd.DataFrame, title: str, anchor: str) -> T
     columns.append(Column("n", "images", "images with results for this method"))
     rows: list[Row] = []
     notes: list[str] = []
+    undefined = undefined_metrics(df, metrics)
+    for reason in dict.fromkeys(undefined.values()):
+        notes.append(f"{', '.join(m for m, r in undefined.items() if r == reason)}: n/a for every image here: "
+                     f"{reason}.")
     for method in data.methods_in(df):
         sub = df[df["method"] == method]
         n_images = int(sub["image"].nunique())
@@ -148,7 +152,7 @@ def summary_table(data: RunData, df: pd.DataFrame, title: str, anchor: str) -> T
                 if np.isfinite(ci):
                     text += f" ± {decimals(metric, ci)}"
                 left_out = exclusions(values, picked["image"])
-                if left_out:
+                if left_out and metric not in undefined:  # said once for the table instead
                     text += f" (n={n})"
                     notes.append(f"{method}, {metric}: the mean is over {n} of {len(picked)} images; left out: "
                                  f"{left_out}.")
@@ -175,6 +179,18 @@ def summary_table(data: RunData, df: pd.DataFrame, title: str, anchor: str) -> T
     if any(r.n_images < 2 for r in rows) or (rows and max(r.n_images for r in rows) < 2):
         notes.append("One image only: the mean is shown without a confidence interval.")
     return Table(title=title, anchor=anchor, columns=columns, rows=rows, notes=notes)
+
+
+def undefined_metrics(df: pd.DataFrame, metrics: list[str]) -> dict[str, str]:
+    """{metric: reason} for the metrics that are n/a for every row of `df` (e.g. the reference metrics under the
+    degradation none, which has no HR image): their columns say n/a, and the reason is said once."""
+    out = {}
+    for metric in metrics:
+        picked = df[df["metric"] == metric]
+        if len(picked) and (picked["status"] == "n/a").all():
+            reasons = sorted({str(n) for n in picked.get("note", pd.Series(dtype=str)) if str(n)})
+            out[metric] = "; ".join(reasons) or "undefined for these images"
+    return out
 
 
 @dataclass
