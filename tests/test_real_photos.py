@@ -3,7 +3,6 @@ metrics are n/a with the reason, the no-reference ones (niqe, the LR consistency
 pictures and an interactive comparison that works offline."""
 from __future__ import annotations
 
-import json
 import math
 import re
 import subprocess
@@ -278,29 +277,13 @@ window.addEventListener('load', function () {
 def test_viewer_in_headless_chromium(none_run, tmp_path):
     """The page opens in a real browser without errors or broken images, is not blank, and the viewer's controls
     respond: the slider clips the left image, keys zoom and pan every view together, a select swaps a side."""
-    import html as html_mod
+    from test_report import PROBE, _run_browser, probe_json, probed_page
 
-    from test_report import PROBE, _chromium, _run_browser
-
-    binary = _chromium()
-    if binary is None:
-        pytest.skip("no chromium binary on PATH (Debian: apt-get install -y chromium)")
     out, paths = none_run
-    probe = out / "_viewer_probe.html"  # beside index.html, so that relative links resolve the same way
-    probe.write_text(paths["html"].read_text().replace("<head>", "<head>\n" + PROBE + VIEWER_PROBE, 1))
-    try:
-        try:
-            dom = _run_browser(binary, tmp_path / "profile", ["--virtual-time-budget=10000", "--dump-dom",
-                                                              probe.as_uri()])
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            pytest.skip(f"chromium could not run here: {exc}")
-        if dom.returncode != 0 or "<html" not in dom.stdout:
-            pytest.skip(f"chromium could not start (rc {dom.returncode}): {dom.stderr[-500:]}")
-    finally:
-        probe.unlink()
-    page = json.loads(html_mod.unescape(re.search(r'<pre id="probe-result">(.*?)</pre>', dom.stdout, re.S).group(1)))
+    binary, dom = probed_page(paths["html"], tmp_path, PROBE + VIEWER_PROBE)
+    page = probe_json(dom, "probe-result")
     assert page["broken"] == [] and page["errors"] == [], page
-    r = json.loads(html_mod.unescape(re.search(r'<pre id="viewer-probe">(.*?)</pre>', dom.stdout, re.S).group(1)))
+    r = probe_json(dom, "viewer-probe")
     assert r["viewers"] == 3
     assert r["clip"] == ["inset(0px 50% 0px 0px)", "inset(0px 80% 0px 0px)", "inset(0px 75% 0px 0px)"], r["clip"]
     assert r["split"] == "25" and r["focused"]

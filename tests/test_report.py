@@ -440,14 +440,15 @@ def _run_browser(binary: str, profile: Path, args: list[str], timeout: int = 90)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "HOME": str(profile)})
 
 
-def test_index_html_in_headless_chromium(quick_run, tmp_path):
+def probed_page(html_path: Path, tmp_path: Path, scripts: str = PROBE) -> tuple[str, str]:
+    """(chromium binary, the DOM after load) of `html_path` opened with `scripts` injected into its head; skips
+    the test, saying why, where chromium is missing or cannot run. The probe page is written beside the report (so
+    that relative links resolve the same way) and removed afterwards."""
     binary = _chromium()
     if binary is None:
         pytest.skip("no chromium binary on PATH (Debian: apt-get install -y chromium)")
-    run, paths = quick_run
-    page = paths["html"].read_text()
-    probe = run / "_probe.html"  # beside index.html, so that relative links resolve the same way
-    probe.write_text(page.replace("<head>", "<head>\n" + PROBE, 1))
+    probe = html_path.parent / f"_probe_{html_path.stem}.html"
+    probe.write_text(html_path.read_text().replace("<head>", "<head>\n" + scripts, 1))
     try:
         try:
             dom = _run_browser(binary, tmp_path / "profile", ["--virtual-time-budget=10000", "--dump-dom",
@@ -458,11 +459,22 @@ def test_index_html_in_headless_chromium(quick_run, tmp_path):
             pytest.skip(f"chromium could not start (rc {dom.returncode}): {dom.stderr[-500:]}")
     finally:
         probe.unlink()
-    match = re.search(r'<pre id="probe-result">(.*?)</pre>', dom.stdout, re.S)
-    assert match, "the page's load event never fired"
+    return binary, dom.stdout
+
+
+def probe_json(dom: str, element_id: str) -> dict:
+    """The JSON a probe script left in <pre id=element_id>."""
     import html as html_mod
 
-    result = json.loads(html_mod.unescape(match.group(1)))
+    match = re.search(rf'<pre id="{element_id}">(.*?)</pre>', dom, re.S)
+    assert match, f"no #{element_id} in the page: its load event never fired"
+    return json.loads(html_mod.unescape(match.group(1)))
+
+
+def test_index_html_in_headless_chromium(quick_run, tmp_path):
+    run, paths = quick_run
+    binary, dom = probed_page(paths["html"], tmp_path)
+    result = probe_json(dom, "probe-result")
     assert result["images"] >= 18
     assert result["broken"] == [], result["broken"]
     assert result["errors"] == [], result["errors"]

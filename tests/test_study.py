@@ -222,7 +222,7 @@ def test_stratified_subset_is_per_category_by_checksum_and_stated(folder, tmp_pa
     df = read_results(unit.out / "results.csv")
     assert sorted(set(df["image"])) == expected
     text = (root / "docs" / "studies" / "tiny.md").read_text()
-    assert f"test-internal (bicubic) ran on a declared subset: 1 image(s) per category" in text
+    assert "test-internal (bicubic) ran on a declared subset: 1 image(s) per category" in text
     assert "(n=1)" in text or "(1)" in text  # the doc marks the smaller image count
 
     # restricted to categories: only their images (all of them without per_category); an unknown one is an error
