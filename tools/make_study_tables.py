@@ -62,6 +62,12 @@ def _rows(study_name: str):
     return sd.data.rows, sd.runs
 
 
+def _declared_order(study_name: str) -> list[str]:
+    from bench.study import load_study
+
+    return list(load_study(study_name, ROOT).methods)
+
+
 def _spec_of(runs, degradation_id: str) -> str:
     for unit, run in runs:
         for d in run.get("degradations", []) or []:
@@ -104,7 +110,7 @@ def contenders_block(study: str = "set5-contenders") -> str:
     if rows.empty:
         return "*No results yet: run `make study STUDY=set5-contenders`.*\n"
     precision = _precisions(runs)
-    order = list(dict.fromkeys(u.method for u, _ in runs))
+    order = _declared_order(study)
     lines = [f"Set5, paper profile, seed 0, on {_devices(runs)}; mean per image (PSNR-Y / SSIM-Y on Y with a "
              "`scale`-pixel border, LPIPS AlexNet on RGB; seconds: wall time per image, training included, on that "
              "machine; TFLOP: multiply-adds x 2 per image, training included, the same on every machine). "
