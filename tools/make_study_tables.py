@@ -54,18 +54,13 @@ def _marker(name: str, study: str) -> tuple[str, str]:
 
 
 def _rows(study_name: str):
-    """(rows, runs) of a study: its tidy result rows and (unit, run.json) per unit with results."""
+    """(rows, runs, methods) of a study: its tidy result rows, (unit, run.json) per unit with results, and its
+    methods in the declared order."""
     from bench.report.study import load_study_data
     from bench.study import load_study
 
     sd = load_study_data(load_study(study_name, ROOT))
-    return sd.data.rows, sd.runs
-
-
-def _declared_order(study_name: str) -> list[str]:
-    from bench.study import load_study
-
-    return list(load_study(study_name, ROOT).methods)
+    return sd.data.rows, sd.runs, list(sd.study.methods)
 
 
 def _spec_of(runs, degradation_id: str) -> str:
@@ -106,11 +101,10 @@ def _seconds(value: float) -> str:
 
 
 def contenders_block(study: str = "set5-contenders") -> str:
-    rows, runs = _rows(study)
+    rows, runs, order = _rows(study)
     if rows.empty:
         return "*No results yet: run `make study STUDY=set5-contenders`.*\n"
     precision = _precisions(runs)
-    order = _declared_order(study)
     lines = [f"Set5, paper profile, seed 0, on {_devices(runs)}; mean per image (PSNR-Y / SSIM-Y on Y with a "
              "`scale`-pixel border, LPIPS AlexNet on RGB; seconds: wall time per image, training included, on that "
              "machine; TFLOP: multiply-adds x 2 per image, training included, the same on every machine). "
@@ -132,7 +126,7 @@ def contenders_block(study: str = "set5-contenders") -> str:
 
 
 def mzsr_block(study: str = "mzsr-nonideal") -> str:
-    rows, runs = _rows(study)
+    rows, runs, _ = _rows(study)
     if rows.empty:
         return "*No results yet: run `make study STUDY=mzsr-nonideal`.*\n"
     lines = ["MZSR's non-ideal settings (PSNR-Y / SSIM-Y, `scale`-pixel border; measured: mean of the set, paper "
@@ -163,7 +157,7 @@ def mzsr_block(study: str = "mzsr-nonideal") -> str:
 
 
 def srmd_block(study: str = "srmd-bicubic") -> str:
-    rows, runs = _rows(study)
+    rows, runs, _ = _rows(study)
     if rows.empty:
         return "*No results yet: run `make study STUDY=srmd-bicubic`.*\n"
     lines = [f"SRMD under bicubic degradation (PSNR-Y, `scale`-pixel border, mean of the set; {_devices(runs)}; "
