@@ -319,6 +319,29 @@ def test_cost_model_measures_per_cell_and_per_megapixel_and_labels_guesses(tmp_p
     assert none == 60.0 and none_basis.startswith("guess:")
 
 
+def test_run_takes_the_cheapest_units_first(tmp_path):
+    """A study stopped after a few hours holds every cheap method's answer, not a slice of an expensive one's."""
+    from types import SimpleNamespace
+
+    from bench.study_cost import measured_costs
+
+    src = REPO / "reports" / "reproduce" / "categories-fast-seed0" / "results.csv"
+    (tmp_path / "r").mkdir()
+    shutil.copy(src, tmp_path / "r" / "results.csv")
+    model = measured_costs(tmp_path)
+
+    def state(method, n, status="ready"):
+        unit = st.Unit("categories", "bicubic", 0, method, (2,), (), tmp_path / method, False, "", None)
+        todo = [SimpleNamespace(cell=SimpleNamespace(image="astronaut", scale=2))] * n
+        return st.UnitState(unit, status, todo=todo)
+
+    states = [state("zssr-fast", 3), state("zssr-fast", 1), state("no-such", 0, "unknown-method"),
+              state("zssr-fast", 0)]
+    order = st.cheapest_first(states, model)
+    assert [len(s.todo) for s in order] == [0, 0, 1, 3]
+    assert order[0].status == "unknown-method"  # declared order kept among equals
+
+
 def _fixture_study(root: Path) -> tuple[np.ndarray, list[str]]:
     """A committed-style study written by hand: results.csv and run.json of two methods on the 7 builtin images,
     with seconds and flops rows; returns the paired PSNR-Y differences (internal - external) and the images."""
