@@ -1,9 +1,10 @@
-"""The README's study tables, generated from the committed study results (reports/studies/<name>/).
+"""The study tables of the README and of docs/published-tables.md, generated from the committed study results
+(reports/studies/<name>/).
 
-    python tools/make_study_tables.py           # (or `make reproduction-doc`) rewrite the README's blocks
+    python tools/make_study_tables.py           # (or `make reproduction-doc`) rewrite the documents' blocks
     python tools/make_study_tables.py --check   # exit 1 when a block is not what the results give
 
-Three blocks, each between its BEGIN/END markers in README.md:
+Three blocks, each between its BEGIN/END markers in the document DOCUMENTS names:
 - `contenders`: the set5-contenders study (issue 38): per degradation and scale, every method's mean PSNR-Y, SSIM-Y,
   LPIPS, seconds and TFLOP per image, with the device and precision its cells ran at;
 - `srmd`: the srmd-bicubic study (issue 38): SRMD and SRMDNF under bicubic against SRMD's published figures;
@@ -11,7 +12,7 @@ Three blocks, each between its BEGIN/END markers in README.md:
   MZSR's published bicubic and ZSSR columns.
 Every measured number is computed here from the results (bench.report.study.load_study_data, so only complete cell
 blocks count); the only numbers typed in this file are MZSR's published values, labelled as such.
-tests/test_docs.py checks that the committed README is current.
+tests/test_docs.py checks that the committed documents are current.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 README_PATH = ROOT / "README.md"
+PUBLISHED_PATH = ROOT / "docs" / "published-tables.md"
 
 # Published (not measured here): Soh, Cho & Cho, "Meta-Transfer Learning for Zero-Shot Super-Resolution" (MZSR),
 # CVPR 2020, Table 2, PSNR-Y / SSIM-Y: (bicubic, ZSSR) per (step as this suite names the setting, scale, set).
@@ -100,7 +102,7 @@ def _seconds(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.0f}"
 
 
-def contenders_block(study: str = "set5-contenders") -> str:
+def contenders_block(study: str = "set5-contenders", docs: str = "docs/") -> str:
     rows, runs, order = _rows(study)
     if rows.empty:
         return "*No results yet: run `make study STUDY=set5-contenders`.*\n"
@@ -108,7 +110,7 @@ def contenders_block(study: str = "set5-contenders") -> str:
     lines = [f"Set5, paper profile, seed 0, on {_devices(runs)}; mean per image (PSNR-Y / SSIM-Y on Y with a "
              "`scale`-pixel border, LPIPS AlexNet on RGB; seconds: wall time per image, training included, on that "
              "machine; TFLOP: multiply-adds x 2 per image, training included, the same on every machine). "
-             f"Study `{study}` ([document](docs/studies/{study}.md)).", ""]
+             f"Study `{study}` ([document]({docs}studies/{study}.md)).", ""]
     for (degradation, scale), group in rows.groupby(["degradation", "scale"], sort=False):
         lines += [f"**{_spec_of(runs, degradation)} x{scale}**", "",
                   "| method | precision | PSNR-Y | SSIM-Y | LPIPS | s / image | TFLOP / image | images |",
@@ -125,15 +127,15 @@ def contenders_block(study: str = "set5-contenders") -> str:
     return "\n".join(lines)
 
 
-def mzsr_block(study: str = "mzsr-nonideal") -> str:
+def mzsr_block(study: str = "mzsr-nonideal", docs: str = "docs/") -> str:
     rows, runs, _ = _rows(study)
     if rows.empty:
         return "*No results yet: run `make study STUDY=mzsr-nonideal`.*\n"
     lines = ["MZSR's non-ideal settings (PSNR-Y / SSIM-Y, `scale`-pixel border; measured: mean of the set, paper "
              f"profile, seed 0, {_devices(runs)}, zssr-true-kernel in {_precisions(runs).get('zssr-true-kernel', '-')}"
              "; published: MZSR, CVPR 2020, Table 2). Study "
-             f"`{study}` ([document](docs/studies/{study}.md)); the protocol: "
-             "[note](docs/experiments/2026-12-06-mzsr-protocol.md).", "",
+             f"`{study}` ([document]({docs}studies/{study}.md)); the protocol: "
+             f"[note]({docs}experiments/2026-12-06-mzsr-protocol.md).", "",
              "| setting | scale | set | bicubic | published | diff | `zssr-true-kernel` | images | published ZSSR | diff |",
              "|---|---|---|---|---|---:|---|---:|---|---:|"]
     for (degradation, scale, dataset), group in rows.groupby(["degradation", "scale", "dataset"], sort=False):
@@ -156,13 +158,13 @@ def mzsr_block(study: str = "mzsr-nonideal") -> str:
     return "\n".join(lines) + "\n"
 
 
-def srmd_block(study: str = "srmd-bicubic") -> str:
+def srmd_block(study: str = "srmd-bicubic", docs: str = "docs/") -> str:
     rows, runs, _ = _rows(study)
     if rows.empty:
         return "*No results yet: run `make study STUDY=srmd-bicubic`.*\n"
     lines = [f"SRMD under bicubic degradation (PSNR-Y, `scale`-pixel border, mean of the set; {_devices(runs)}; "
              "published: SRMD, CVPR 2018, Table 2, where checked). Study "
-             f"`{study}` ([document](docs/studies/{study}.md)).", "",
+             f"`{study}` ([document]({docs}studies/{study}.md)).", "",
              "| set | scale | `bicubic` | `srmd` | `srmd-nf` | published `srmd-nf` | diff |",
              "|---|---|---:|---:|---:|---|---:|"]
     for (dataset, scale), group in rows.groupby(["dataset", "scale"], sort=False):
@@ -176,34 +178,50 @@ def srmd_block(study: str = "srmd-bicubic") -> str:
 
 BLOCKS = {"contenders": ("set5-contenders", contenders_block), "srmd": ("srmd-bicubic", srmd_block),
           "mzsr": ("mzsr-nonideal", mzsr_block)}
+# which document holds which blocks: the README keeps the table a user deciding between methods reads first; the
+# checks against other papers' published tables live beside the ZSSR reproduction's record
+DOCUMENTS = {README_PATH: ("contenders",), PUBLISHED_PATH: ("srmd", "mzsr")}
 
 
-def with_blocks(readme: str) -> str:
-    for name, (study, render) in BLOCKS.items():
+def with_blocks(text: str, names=tuple(BLOCKS), where: str = "README.md") -> str:
+    for name in names:
+        study, render = BLOCKS[name]
         begin, end = _marker(name, study)
-        if begin not in readme or end not in readme:
-            raise ValueError(f"README.md: the markers {begin!r} and {end!r} are missing; put them where the "
+        if begin not in text or end not in text:
+            raise ValueError(f"{where}: the markers {begin!r} and {end!r} are missing; put them where the "
                              f"{name} table belongs")
-        head, rest = readme.split(begin, 1)
+        head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)
-        readme = f"{head}{begin}\n{render(study)}{end}{tail}"
-    return readme
+        # links to docs/ as seen from the document holding the block
+        docs = "" if where.startswith("docs/") else "docs/"
+        text = f"{head}{begin}\n{render(study, docs)}{end}{tail}"
+    return text
+
+
+def stale_documents() -> dict[Path, str]:
+    """{document: the text it should have} for every document whose blocks are not what the results give."""
+    out = {}
+    for path, names in DOCUMENTS.items():
+        current = path.read_text(encoding="utf-8")
+        wanted = with_blocks(current, names, path.relative_to(ROOT).as_posix())
+        if wanted != current:
+            out[path] = wanted
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--check", action="store_true", help="do not write; exit 1 when the README is not current")
+    ap.add_argument("--check", action="store_true", help="do not write; exit 1 when a document is not current")
     args = ap.parse_args(argv)
-    current = README_PATH.read_text(encoding="utf-8")
-    wanted = with_blocks(current)
-    if wanted == current:
-        return 0
-    if args.check:
-        print("README.md: a study table is not current: run `make reproduction-doc`", file=sys.stderr)
-        return 1
-    README_PATH.write_text(wanted, encoding="utf-8")
-    print("wrote README.md")
-    return 0
+    stale = stale_documents()
+    for path, wanted in stale.items():
+        name = path.relative_to(ROOT).as_posix()
+        if args.check:
+            print(f"{name}: a study table is not current: run `make reproduction-doc`", file=sys.stderr)
+        else:
+            path.write_text(wanted, encoding="utf-8")
+            print(f"wrote {name}")
+    return 1 if stale and args.check else 0
 
 
 if __name__ == "__main__":
