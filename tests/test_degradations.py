@@ -125,8 +125,10 @@ def test_zssr_true_kernel_uses_the_kernel_it_is_told():
     assert kernels is None and cfg == original.cfg  # under bicubic: zssr-original exactly
     k = parse("aniso-gaussian").realise("img", 2).kernel
     cfg, kernels = true_kernel._cell_config({"kernel": k, "noise": 5.0})
-    assert kernels[0] is k and not cfg.ensemble and not cfg.augment_allow_rotation and cfg.noise_std == 0.0125
-    assert cfg.back_projection_iters == (2,)
+    assert kernels[0] is k and not cfg.ensemble and not cfg.augment_allow_rotation
+    assert cfg.noise_std == 5.0 / 255 and cfg.back_projection_iters == (0,)  # told noise: the real-image settings
+    cfg, _ = true_kernel._cell_config({"kernel": k, "noise": None})
+    assert cfg.noise_std == 0.0 and cfg.back_projection_iters == (2,)  # no noise: the given-kernel settings
 
 
 def test_findings_name_the_winners_and_mark_a_tie_as_within_noise(tmp_path):

@@ -55,7 +55,7 @@ def test_the_overlay_is_the_preset_with_the_sources_settings():
     assert told._cell_config({"kernel": None, "noise": None}) == (fast.cfg, None)  # told bicubic: the preset
 
 
-@pytest.mark.parametrize("name", ["zssr-true-kernel", "zssr-fast", "zssr-original"])
+@pytest.mark.parametrize("name", ["zssr-fast", "zssr-original"])
 @pytest.mark.parametrize("profile", ["paper", "quick"])
 def test_existing_identities_are_unchanged(name, profile):
     """The committed results use these: their config() and cell identity are those before kernel sources existed
@@ -64,6 +64,35 @@ def test_existing_identities_are_unchanged(name, profile):
     cid, cfg = _identity(name, profile)
     assert json.loads(json.dumps(cfg)) == before["config"]
     assert cid == before["config_id"]
+
+
+@pytest.mark.parametrize("profile", ["paper", "quick"])
+def test_zssr_true_kernel_changed_only_by_what_it_does_with_told_noise(profile):
+    """Version 3 changed what a told noise level does (the real-image configuration with the sons' noise at the told
+    sigma, instead of 0.0125 on top of the given-kernel one): a new identity whose configuration is the old one with
+    the noise rule replaced."""
+    before = json.loads(FIXTURE.read_text())[f"zssr-true-kernel/{profile}"]
+    cid, cfg = _identity("zssr-true-kernel", profile)
+    cfg = json.loads(json.dumps(cfg))
+    old = dict(before["config"])
+    assert old.pop("noise_std_when_noisy") == 0.0125
+    assert cfg.pop("when_noisy") == {"ensemble": False, "back_projection_iters": [0], "augment_allow_rotation": False,
+                                     "augment_scale_diff_sigma": 0.0, "augment_shear_sigma": 0.0,
+                                     "augment_min_scale": 0.75, "noise_std": "told sigma / 255"}
+    assert cfg == old and cid != before["config_id"]
+    assert create_method("zssr-true-kernel").version == create_method("zssr-fast+true-kernel").version == "3"
+
+
+def test_told_noise_runs_the_real_image_configuration_at_the_told_level():
+    told = create_method("zssr-fast+true-kernel", profile="paper")
+    kernel = np.ones((3, 3)) / 9
+    cfg, _ = told._cell_config({"kernel": kernel, "noise": 12.75})
+    assert cfg.noise_std == pytest.approx(0.05) and cfg.back_projection_iters == (0,)  # 12.75 / 255; no BP
+    assert not cfg.augment_allow_rotation and cfg.augment_min_scale == 0.75 and not cfg.ensemble
+    quiet, _ = told._cell_config({"kernel": kernel, "noise": None})
+    assert quiet.noise_std == 0.0 and quiet.back_projection_iters == (2,)  # no noise: given-kernel as before
+    noisy_bicubic, kernels = told._cell_config({"kernel": None, "noise": 5.0})
+    assert kernels is None and noisy_bicubic.noise_std == pytest.approx(5 / 255)  # bicubic + noise: told the noise
 
 
 @pytest.mark.parametrize("profile", ["paper", "quick"])
