@@ -238,7 +238,7 @@ class ZSSRTrueKernel(_ZSSRPreset):
     sigma rather than the configuration's fixed 0.0125. Under bicubic it is zssr-original exactly.
 
     Version 3 (the told noise): measured on the 7 builtin images under `realistic` x2, quick profile, zssr-fast told
-    the kernel: 22.61 dB mean PSNR-Y with version 2's 0.0125 and 2 back-projections, 28.15 with this (bicubic 26.13,
+    the kernel: 22.61 dB mean PSNR-Y with version 2's 0.0125 and 2 back-projections, 27.01 with this (bicubic 26.13,
     SRMD told 27.34): docs/experiments/2026-12-06-told-noise.md."""
 
     name = "zssr-true-kernel"
