@@ -84,8 +84,9 @@ test: $(STAMP)
 
 # What a lent GPU machine needs and lacks (wheels, compact weights, Set5/Set14), into .device-kit/ (<= 60 MiB);
 # then `device run` with command `bash tools/device_run.sh` and carry [".device-kit", ".device-results"].
+# KIT_FOR=study: the categories set and the study stage's weights instead (command: STAGES=study bash tools/device_run.sh).
 device-kit: $(STAMP)
-	$(PY) tools/device_kit.py
+	$(PY) tools/device_kit.py $(if $(KIT_FOR),--for $(KIT_FOR))
 
 # The kit and tools/device_run.sh proven on this CPU in a fresh virtualenv (slow; not part of `make test`).
 device-rehearsal: $(STAMP)

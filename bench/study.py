@@ -18,9 +18,11 @@ importing any model.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,10 +67,23 @@ class Study:
     rules: dict[str, MethodRule] = field(default_factory=dict)
     # per degradation (as the study writes it): only these of the study's scales, for every method
     degradation_scales: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # where this run's unit folders go instead of reports/studies/<name>/ (`run --out-root`: another machine's run)
+    results_dir: Path | None = None
 
     @property
     def out_root(self) -> Path:
+        return self.results_dir or self.home
+
+    @property
+    def home(self) -> Path:
+        """reports/studies/<name>/: the committed results the document is rendered from."""
         return self.root / "reports" / "studies" / self.name
+
+    @property
+    def machines_dir(self) -> Path:
+        """reports/studies/<name>/machines/<label>/: the same study run on other machines (a lent GPU), whose costs
+        the document shows beside this machine's (their quality numbers are not mixed in)."""
+        return self.home / "machines"
 
     @property
     def doc_path(self) -> Path:
@@ -463,6 +478,10 @@ def cmd_run(study: Study, args) -> int:
     from bench.study_cost import measured_costs
 
     states = plan_study(study, args.device)
+    if args.methods:  # run only these now; the rest stay to do (the estimate below still shows the whole study)
+        unknown = [m for m in args.methods if m not in study.methods]
+        if unknown:
+            raise ValueError(f"--methods {','.join(unknown)}: not among the study's methods ({', '.join(study.methods)})")
     model = measured_costs(study.root / "reports")
     lines, _ = estimate_lines(study, states, model)
     print("\n".join(lines), flush=True)
@@ -477,15 +496,24 @@ def cmd_run(study: Study, args) -> int:
                          "(scales, degradations, profile, precision, seed) or the reused folder, or run with "
                          "--accept-reuse-mismatch to use them as they are, flagged in the document")
     status = 0
+    deadline = None if args.time_budget is None else time.monotonic() + args.time_budget
     for st in cheapest_first(states, model, study.profile):
         if st.status != "ready":
             print(f"not run: {st.unit.label}: {st.message}", file=sys.stderr)
             status = 1
             continue
-        if st.unit.reused or not st.todo:
+        if st.unit.reused or not st.todo or (args.methods and st.unit.method not in args.methods):
             continue
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left < 1:
+            print(f"time budget spent: {st.unit.label} and the units after it not started; the same command "
+                  "resumes", flush=True)
+            break
         print(f"running {st.unit.label}: {len(st.todo)} cell(s) into {st.unit.out}", flush=True)
-        summary = run(st.unit.options(study, device=args.device, batch=args.batch), render=False)
+        options = st.unit.options(study, device=args.device, batch=args.batch)
+        if left is not None:
+            options = dataclasses.replace(options, time_budget=left)
+        summary = run(options, render=False)
         if not summary.ok:
             status = 1
             for failure in summary.failures:
@@ -496,7 +524,11 @@ def cmd_run(study: Study, args) -> int:
     else:
         states = plan_study(study, args.device)  # after the runs: the record says what is there now
     write_if_changed(study.out_root / "plan.json", json.dumps(plan_record(study, states), indent=1) + "\n")
-    _render(study)
+    if study.results_dir is None:
+        _render(study)
+    else:  # another machine's run: its costs join the document once its folder is under machines/
+        print(f"results in {study.out_root}; the document is not rendered from them: copy the folder to "
+              f"{study.machines_dir}/<machine>/ (without sr/ and inputs/) to add its costs to the document")
     return status
 
 
@@ -539,6 +571,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "document) instead of stopping")
     ap.add_argument("--dry-run", "--estimate", dest="dry_run", action="store_true",
                     help="with run: print the estimate and stop")
+    ap.add_argument("--out-root", type=Path, default=None,
+                    help="with run: write the unit folders here instead of reports/studies/<name>/ (another "
+                         "machine's run of the same study; the document is not rendered)")
+    ap.add_argument("--methods", type=lambda text: tuple(m.strip() for m in text.split(",") if m.strip()),
+                    default=(), help="with run: run only these of the study's methods now (comma-separated)")
+    ap.add_argument("--time-budget", type=float, default=None,
+                    help="with run: start no cell after this many seconds (a lent machine's limit); resumable")
     return ap
 
 
@@ -546,6 +585,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         study = load_study(args.study, args.root)
+        if args.out_root is not None:
+            study = dataclasses.replace(study, results_dir=args.out_root.resolve())
+        if args.time_budget is not None and args.time_budget <= 0:
+            raise ValueError(f"--time-budget {args.time_budget:g}: give a number of seconds > 0")
         if args.command == "run" and args.dry_run:
             return cmd_estimate(study, args)
         return {"estimate": cmd_estimate, "run": cmd_run, "render": cmd_render}[args.command](study, args)

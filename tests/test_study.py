@@ -146,6 +146,49 @@ def pd_rows(root: Path, degradation: str):
     return pd.concat(frames, ignore_index=True)
 
 
+def test_another_machines_run_adds_its_costs_and_nothing_else(folder, tmp_path, capsys):
+    """`run --out-root` (a lent GPU's run of the same study) writes its unit folders there and renders nothing;
+    committed under reports/studies/<name>/machines/<label>/, the document gains a cost table, quality unchanged."""
+    root = tmp_path / "repo"
+    _study(root, folder, degradations=("bicubic",))
+    assert _run(["run", "tiny", "--root", str(root), "--device", "cpu"], capsys)[0] == 0
+    doc = root / "docs" / "studies" / "tiny.md"
+    before = doc.read_text()
+    assert "## Cost on other machines" not in before
+
+    # a budget that is spent before the first unit: nothing starts, and it says how to go on
+    other = tmp_path / "gpu-run"
+    code, out = _run(["run", "tiny", "--root", str(root), "--device", "cpu", "--out-root", str(other),
+                      "--time-budget", "0.5"], capsys)
+    assert code == 0 and "time budget spent" in out and not list(other.rglob("results.csv"))
+    # only some methods now (what the lent machine has weights for)
+    code, out = _run(["run", "tiny", "--root", str(root), "--device", "cpu", "--out-root", str(other),
+                      "--methods", "test-internal"], capsys)
+    assert code == 0 and [p.parent.name for p in other.rglob("results.csv")] == ["test-internal"]
+    code, out = _run(["run", "tiny", "--root", str(root), "--out-root", str(other), "--methods", "nope"], capsys)
+    assert code == 2 and "--methods nope: not among the study's methods" in out
+    code, out = _run(["run", "tiny", "--root", str(root), "--device", "cpu", "--out-root", str(other)], capsys)
+    assert code == 0 and "not rendered" in out and doc.read_text() == before
+    assert len(list(other.rglob("results.csv"))) == 3  # one unit folder per method, as at home
+    # seconds made exact: 3 s per image here, 1.5 s there
+    for base, seconds in ((root / "reports" / "studies" / "tiny", 3.0), (other, 1.5)):
+        for path in base.rglob("results.csv"):
+            df = read_results(path)
+            df.loc[df.metric == "seconds-total", "value"] = seconds
+            df.to_csv(path, index=False)
+    assert _run(["render", "tiny", "--root", str(root)], capsys)[0] == 0
+    before = doc.read_text()
+    shutil.copytree(other, root / "reports" / "studies" / "tiny" / "machines" / "gpu-x")
+    assert _run(["render", "tiny", "--root", str(root)], capsys)[0] == 0
+    text = doc.read_text()
+    section = text.split("## Cost on other machines", 1)[1].split("## Caveats", 1)[0]
+    assert "**gpu-x**" in section
+    lines = [line for line in section.splitlines() if line.startswith("| test-")]
+    assert len(lines) == 3 and all(line.endswith("| bicubic | ×2 | 5 | 3 | 1.5 | 2.0× |") for line in lines), lines
+    assert text.split("## Cost on other machines")[0] == before.split("## Caveats")[0]  # the answer is untouched
+    assert "Cost on other machines" in doc.with_suffix(".html").read_text()
+
+
 def test_reused_cells_are_read_not_run_and_a_mismatch_is_refused(folder, tmp_path, capsys):
     from bench.options import RunOptions
     from bench.runner import run

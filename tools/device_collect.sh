@@ -10,5 +10,7 @@ for tarball in "$src"/*-run.tar.gz; do
     stage=$(basename "$tarball" -run.tar.gz)
     mkdir -p ".device-results/$stage"
     tar -xzf "$tarball" -C ".device-results/$stage"
-    echo "$stage: $(($(wc -l < ".device-results/$stage/results.csv") - 1)) rows -> .device-results/$stage"
+    # a stage is one run folder, or (study) one folder per unit: count the cells' rows in all of them
+    rows=$(find ".device-results/$stage" -name results.csv -exec tail -q -n +2 {} + | wc -l)
+    echo "$stage: $rows rows -> .device-results/$stage"
 done

@@ -4,6 +4,7 @@ spandrel) needs to run this project's GPU checks and benchmarks in one call.
 
     .venv/bin/python tools/device_kit.py                       # -> .device-kit/ (git-ignored), at most 60 MiB
     .venv/bin/python tools/device_kit.py --python-version 3.11 --out /tmp/kit311   # the rehearsal's kit
+    .venv/bin/python tools/device_kit.py --for study           # the study stage's kit (make device-kit KIT_FOR=study)
 
 Contents:
   wheels/   the packages the GPU image lacks, for CPython <python-version> manylinux x86_64 (pip download, or a
@@ -28,8 +29,15 @@ sys.path.insert(0, str(REPO))
 
 # Not in the GPU image (device tool's KINDS.md), needed at import time by basicsr, lpips, spandrel and yapf.
 PACKAGES = ("basicsr-fixed", "lpips", "spandrel", "lmdb", "addict", "future", "yapf", "platformdirs")
-WEIGHTS = ("lpips-alexnet-backbone", "realesrgan-x4plus", "dat-light-x2", "dat-light-x3", "dat-light-x4")
-DATASETS = ("set5", "set14")
+# what each kind of call needs: the device kit's stages (the default), or the study stage (tools/device_run.sh
+# STAGES=study): the categories set and the weights of its methods that fit beside it (ZSSR needs none), within the
+# 64 MiB a call carries
+KITS = {
+    "kit": {"weights": ("lpips-alexnet-backbone", "realesrgan-x4plus", "dat-light-x2", "dat-light-x3", "dat-light-x4"),
+            "datasets": ("set5", "set14")},
+    "study": {"weights": ("lpips-alexnet-backbone", "dat-light-x2", "dat-light-x4"), "datasets": ("categories",)},
+}
+WEIGHTS, DATASETS = KITS["kit"]["weights"], KITS["kit"]["datasets"]
 LIMIT_MIB = 60
 
 
@@ -53,12 +61,12 @@ def fetch_wheels(dest: Path, python_version: str) -> None:
     # harness from it.
 
 
-def compact_weights(dest: Path) -> None:
+def compact_weights(dest: Path, names: tuple[str, ...] = WEIGHTS) -> None:
     import torch
 
     from baselines import weights as store
 
-    for name in WEIGHTS:
+    for name in names:
         path = store.fetch(name)  # verified against the declared checksum
         decl = store.WEIGHTS[name]
         out = dest / (decl.filename + store.COMPACT_SUFFIX)
@@ -70,13 +78,13 @@ def compact_weights(dest: Path) -> None:
             raise SystemExit(f"{out}: the compact copy does not expand to {expected}")
 
 
-def copy_datasets(dest: Path) -> None:
+def copy_datasets(dest: Path, names: tuple[str, ...] = DATASETS) -> None:
     from baselines.settings import data_root
 
     root = data_root()
     if not root:
         raise SystemExit("set ZSSR_BENCH_DATA to the datasets folder (e.g. ../shared/datasets)")
-    for name in DATASETS:
+    for name in names:
         src = Path(root) / name
         if not src.is_dir():
             raise SystemExit(f"{src}: dataset folder not found (ZSSR_BENCH_DATA={root})")
@@ -87,20 +95,23 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / ".device-kit")
     ap.add_argument("--python-version", default="3.12", help="the GPU image's Python (KINDS.md: 3.12)")
+    ap.add_argument("--for", dest="kind", choices=sorted(KITS), default="kit",
+                    help="kit: the device kit's stages (default); study: the study stage's data and weights")
     args = ap.parse_args(argv)
+    contents = KITS[args.kind]
     out: Path = args.out
     if out.exists():
         shutil.rmtree(out)
     fetch_wheels(out / "wheels", args.python_version)
-    compact_weights(out / "weights")
-    copy_datasets(out / "data")
+    compact_weights(out / "weights", contents["weights"])
+    copy_datasets(out / "data", contents["datasets"])
     from baselines.weights import file_sha256
 
     files = sorted(p for p in out.rglob("*") if p.is_file())
     total = sum(p.stat().st_size for p in files)
     manifest = {"python_version": args.python_version, "total_bytes": total,
                 "packages": {n: metadata.version(n) for n in PACKAGES},
-                "weights": list(WEIGHTS), "datasets": list(DATASETS),
+                "for": args.kind, "weights": list(contents["weights"]), "datasets": list(contents["datasets"]),
                 "files": {str(p.relative_to(out)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in files}}
     (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=1))
     for part in ("wheels", "weights", "data"):

@@ -13,6 +13,11 @@
 # run folder without SR images: results.csv, run.json, report.md, index.html, figures, crops, curves).
 # `tools/device_collect.sh <files_at>` unpacks them into .device-results/ so the next call resumes.
 # Rehearsal without a GPU (make device-rehearsal): DEVICE=cpu PROFILE=quick STAGES=rehearsal.
+# The study stage (STAGES=study, with the kit from `make device-kit KIT_FOR=study`): the main study
+# (STUDY=internal-vs-external) for the methods the kit holds weights for (STUDY_METHODS), into .device-results/study/
+# (cheapest units first; resumes when carried back); after tools/device_collect.sh, copy .device-results/study/ to
+# reports/studies/<study>/machines/<gpu name>/ (without sr/ and inputs/) and re-render: the document then shows
+# both machines' seconds per image.
 set -uo pipefail
 START=$(date +%s)
 BUDGET_S=${BUDGET_S:-480}
@@ -87,8 +92,20 @@ stage() {  # name, dataset, methods (empty: the profile's defaults), scales, bat
     cp "$RESULTS/$name/results.csv" "$OUT/$name-results.csv" 2>/dev/null
     tar -czf "$OUT/$name-run.tar.gz" -C "$RESULTS/$name" --exclude=./sr --exclude=./inputs . 2>/dev/null
 }
+study_stage() {  # the declared study on this machine, its unit folders under $RESULTS/study (costs for the document)
+    local budget
+    budget=$(( $(left) - 45 ))
+    if [ "$budget" -lt 20 ]; then log "stage study skipped: budget spent"; return; fi
+    log "stage study: $STUDY (${STUDY_METHODS}), budget $budget s"
+    $PY -m bench.study run "$STUDY" --device "$DEVICE" --out-root "$RESULTS/study" --methods "$STUDY_METHODS" \
+        --time-budget "$budget" 2>&1 | grep -v '^\s*$' | tail -15 | tee -a "$LOG"
+    tar -czf "$OUT/study-run.tar.gz" -C "$RESULTS/study" --exclude='*/sr' --exclude='*/inputs' . 2>/dev/null
+}
+STUDY=${STUDY:-internal-vs-external}
+STUDY_METHODS=${STUDY_METHODS:-bicubic,zssr-fast,zssr-fast+true-kernel,zssr-fast+kernelgan,dat-light}
 for s in $STAGES; do
     case $s in
+        study) study_stage ;;
         set5) stage set5 set5 "" 2,4 ;;
         set14) stage set14 set14 zssr-original,zssr-modified,zssr-original-gradual,dat-light 2 1 ;;
         set14-batched) stage set14-batched set14 zssr-original 2 14 ;;

@@ -443,6 +443,59 @@ def frontier(sd: StudyData, path: Path) -> Path | None:
     return plots._save(fig, path)
 
 
+# -- the same study on other machines: costs only ---------------------------------------------------------------
+
+def _machine_seconds(study) -> pd.DataFrame:
+    """seconds-total rows of every unit the study ran itself (reused folders are the home machine's), with the
+    unit's method, degradation spec and scale: columns method, degradation, scale, image, value, device."""
+    from bench.study import study_units
+
+    frames = []
+    for unit in study_units(study):
+        if unit.reused or not (unit.out / "results.csv").is_file():
+            continue
+        rows = load_run(unit.out).rows
+        keep = ((rows["metric"] == TIME_METRIC) & (rows["method_id"] == unit.method) & rows["scale"].isin(unit.scales))
+        sub = rows[keep][["image", "scale", "value", "device"]].copy()
+        sub["method"], sub["degradation"] = unit.method, unit.degradation
+        frames.append(sub)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["image", "scale", "value", "device", "method", "degradation"])
+
+
+def machine_costs(sd: StudyData) -> dict | None:
+    """Seconds per image on this machine and on each machine under reports/studies/<name>/machines/<label>/ (the
+    same declared cells run elsewhere, e.g. on a lent GPU): per method, degradation and scale, the mean over the
+    images both have, and the speed-up. None when no other machine's results are committed."""
+    import dataclasses
+
+    study = sd.study
+    folders = sorted(p for p in study.machines_dir.glob("*") if p.is_dir()) if study.machines_dir.is_dir() else []
+    if not folders:
+        return None
+    home = _machine_seconds(study)
+    machines = []
+    for folder in folders:
+        other = _machine_seconds(dataclasses.replace(study, results_dir=folder))
+        if not len(other):
+            continue
+        rows = []
+        for (method, degradation, scale), theirs in other.groupby(["method", "degradation", "scale"], sort=False):
+            mine = home[(home["method"] == method) & (home["degradation"] == degradation) & (home["scale"] == scale)]
+            both = theirs.merge(mine, on="image", suffixes=("_there", "_here"))
+            here, there = (both["value_here"].mean(), both["value_there"].mean()) if len(both) else (math.nan,
+                                                                                                       math.nan)
+            rows.append({"method": method, "degradation": degradation, "scale": int(scale), "images": len(both),
+                         "here": fmt_seconds(here), "there": fmt_seconds(there),
+                         "speedup": f"{here / there:.1f}×" if len(both) and there > 0 else "n/a"})
+        order = {m: i for i, m in enumerate(study.methods)}
+        rows.sort(key=lambda r: (study.degradations.index(r["degradation"]) if r["degradation"] in
+                                 study.degradations else 99, r["scale"], order.get(r["method"], 99)))
+        machines.append({"label": folder.name, "device": ", ".join(sorted(set(other["device"]))), "rows": rows})
+    return {"home": ", ".join(sorted(set(home["device"]))) or "this machine", "machines": machines} if machines \
+        else None
+
+
 # -- rendering ------------------------------------------------------------------------------------------------------
 
 def build_context(sd: StudyData, frontier_rel: str | None) -> dict:
@@ -465,7 +518,7 @@ def build_context(sd: StudyData, frontier_rel: str | None) -> dict:
                          "seeds": ", ".join(map(str, study.seeds))},
             "families": {m: sd.data.family(m) for m in sd.data.methods},
             "answer": answer_rows(sd), "wins_losses": wins_and_losses(sd), "details": details,
-            "frontier": frontier_rel, "caveats": caveats(sd),
+            "frontier": frontier_rel, "caveats": caveats(sd), "machines": machine_costs(sd),
             "command": f"make study STUDY={study.name} RENDER_ONLY=1"}
 
 
