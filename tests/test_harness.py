@@ -192,3 +192,20 @@ def test_an_image_selection_runs_the_cells_a_whole_run_would(folder, tmp_path):
 
     with pytest.raises(DatasetError, match=r"'imgs' has no image 'a9'; its images: a0, a1, a2, b0, b1"):
         run(_opts(folder, tmp_path / "typo", ("test-nearest",), images=("a0", "a9")), render=False)
+
+
+def test_the_time_split_does_not_count_a_reused_kernel_estimate_twice():
+    """Two cells share one KernelGAN estimate: each is charged its 100 s (its cost), but the session spent them
+    once, so the share of wall time outside the methods is not negative."""
+    import pandas as pd
+
+    from bench.runner import _timing
+
+    def cell(method, reused):
+        base = {"image": "a", "degradation": "aniso-gaussian.v1", "scale": 2, "method": method}
+        return [{**base, "metric": "seconds-total", "value": 110.0}, {**base, "metric": "seconds-kernel", "value": 100.0},
+                {**base, "metric": "kernel-reused", "value": float(reused)}]
+
+    rows = pd.DataFrame(cell("zssr-kernelgan", False) + cell("zssr-fast+kernelgan", True))
+    timing = _timing(rows, n_run=2, cells_seconds=125.0, wall_seconds=125.0)
+    assert timing["method_seconds"] == 120.0 and timing["outside_methods_share"] == 0.04
