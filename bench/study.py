@@ -495,6 +495,9 @@ def cmd_run(study: Study, args) -> int:
                          f"problem(s)); the study does not recompute reused cells:\n{shown}\nfix the declaration "
                          "(scales, degradations, profile, precision, seed) or the reused folder, or run with "
                          "--accept-reuse-mismatch to use them as they are, flagged in the document")
+    # recorded before the first cell as well as after the last: a run stopped half-way (a session's end) still
+    # leaves the document a plan to measure completeness against
+    write_if_changed(study.out_root / "plan.json", json.dumps(plan_record(study, states), indent=1) + "\n")
     status = 0
     deadline = None if args.time_budget is None else time.monotonic() + args.time_budget
     for st in cheapest_first(states, model, study.profile):

@@ -132,9 +132,10 @@ def _cli_options() -> set[str]:
     import argparse
 
     from bench.cli import build_parser
+    from bench.study import build_parser as build_study_parser
 
     options: set[str] = set()
-    parsers = [build_parser()]
+    parsers = [build_parser(), build_study_parser()]  # `python -m bench` and `python -m bench.study`
     while parsers:
         p = parsers.pop()
         for action in p._actions:  # argparse has no public walk of subcommands
