@@ -380,8 +380,6 @@ def reused_problems(plan, states: dict, results) -> list[str]:
 def estimate_lines(study: Study, states: list[UnitState], model) -> tuple[list[str], float]:
     """The printed estimate: per method, cells declared, done, reused, to run and CPU hours (with their basis); then
     the units that cannot be planned yet. Returns (lines, total hours)."""
-    from bench.study_cost import cell_seconds
-
     per_method: dict[str, dict] = {}
     for st in states:
         row = per_method.setdefault(st.unit.method, {"cells": 0, "done": 0, "reused": 0, "todo": 0, "seconds": 0.0,
@@ -393,14 +391,9 @@ def estimate_lines(study: Study, states: list[UnitState], model) -> tuple[list[s
             row["done"] += st.n_done
         if st.status != "ready":
             row["notes"].add(st.message)
-            # a method or degradation declared ahead of its code: estimate its declared cells all the same
-            todo = [(image, scale) for image in (st.unit.images or _image_names(st.unit.dataset))
-                    for scale in st.unit.scales]
-        else:
-            todo = [] if st.unit.reused else [(i.cell.image, i.cell.scale) for i in st.todo]
-        row["todo"] += len(todo)
-        for image, scale in todo:
-            seconds, basis = cell_seconds(model, st.unit.method, study.profile, scale, st.unit.dataset, image)
+        costs = cell_costs(st, model, study.profile)
+        row["todo"] += len(costs)
+        for seconds, basis in costs:
             row["seconds"] += seconds
             row["bases"].add(basis)
         if st.unit.reused and st.problems:
@@ -423,6 +416,19 @@ def estimate_lines(study: Study, states: list[UnitState], model) -> tuple[list[s
     lines.append(f"{'total':<26} {n['cells']:>6} {n['done']:>6} {n['reused']:>6} {n['todo']:>6} {total:>7.2f}")
     lines.append(f"costs: {model.describe()}")
     return lines, total
+
+
+def cell_costs(st: UnitState, model, profile: str) -> list[tuple[float, str]]:
+    """(estimated seconds, basis) of each cell a unit has left to run; for a unit that cannot be planned yet (a method
+    or degradation declared ahead of its code), of every cell it declares."""
+    from bench.study_cost import cell_seconds
+
+    if st.status != "ready":
+        todo = [(image, scale) for image in (st.unit.images or _image_names(st.unit.dataset))
+                for scale in st.unit.scales]
+    else:
+        todo = [] if st.unit.reused else [(i.cell.image, i.cell.scale) for i in st.todo]
+    return [cell_seconds(model, st.unit.method, profile, scale, st.unit.dataset, image) for image, scale in todo]
 
 
 def _image_names(dataset: str) -> list[str]:
@@ -448,6 +454,10 @@ def plan_record(study: Study, states: list[UnitState]) -> dict:
                       "config_id": st.config_id, "reuse_problems": st.problems})
     return {"study": study.name, "profile": study.profile, "precision": study.precision, "seeds": list(study.seeds),
             "units": units}
+
+
+def record_plan(study: Study, states: list[UnitState]) -> None:
+    write_if_changed(study.out_root / "plan.json", json.dumps(plan_record(study, states), indent=1) + "\n")
 
 
 def write_if_changed(path: Path, text: str) -> bool:
@@ -497,7 +507,7 @@ def cmd_run(study: Study, args) -> int:
                          "--accept-reuse-mismatch to use them as they are, flagged in the document")
     # recorded before the first cell as well as after the last: a run stopped half-way (a session's end) still
     # leaves the document a plan to measure completeness against
-    write_if_changed(study.out_root / "plan.json", json.dumps(plan_record(study, states), indent=1) + "\n")
+    record_plan(study, states)
     status = 0
     deadline = None if args.time_budget is None else time.monotonic() + args.time_budget
     for st in cheapest_first(states, model, study.profile):
@@ -526,7 +536,7 @@ def cmd_run(study: Study, args) -> int:
         print("nothing to run: every declared cell that can run here is done")
     else:
         states = plan_study(study, args.device)  # after the runs: the record says what is there now
-    write_if_changed(study.out_root / "plan.json", json.dumps(plan_record(study, states), indent=1) + "\n")
+    record_plan(study, states)
     if study.results_dir is None:
         _render(study)
     else:  # another machine's run: its costs join the document once its folder is under machines/
@@ -535,18 +545,12 @@ def cmd_run(study: Study, args) -> int:
     return status
 
 
-def unit_seconds(st: UnitState, model, profile: str) -> float:
-    from bench.study_cost import cell_seconds
-
-    return sum(cell_seconds(model, st.unit.method, profile, i.cell.scale, st.unit.dataset, i.cell.image)[0]
-               for i in st.todo)
-
-
 def cheapest_first(states: list[UnitState], model, profile: str = "paper") -> list[UnitState]:
     """The units in the order to run them: cheapest first, so that a study stopped after a few hours (a session's
     end) holds every cheap method's answer rather than a fraction of one expensive method's; ties keep the declared
     order."""
-    return sorted(states, key=lambda st: unit_seconds(st, model, profile) if st.status == "ready" else 0.0)
+    return sorted(states, key=lambda st: sum(c[0] for c in cell_costs(st, model, profile))
+                  if st.status == "ready" else 0.0)
 
 
 def _render(study: Study) -> None:
