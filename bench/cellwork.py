@@ -236,7 +236,8 @@ class CellRunner:
             _save_kernel(self.out / estimated_kernel_path(cell), stats["kernel"], overwrite=True)
         native = str(method.native_scale(cell.scale))
         device = device_name(session.device)
-        rows = self._metric_rows(cell, item.metrics, sr, hr, native, device, lr, stats.get("kernel"))
+        rows = self._metric_rows(cell, item.metrics, sr, hr, native, device, lr,
+                                 _kernel_used(stats.get("kernel"), stats.get("kernel-decision")))
         notes = stats.get("notes") or {}  # a statistic's reason, e.g. kernel-decision's (baselines.api.Method.run)
         rows += [self._row(cell, k, float(v), "ok", str(notes.get(k, "")), native, device) for k, v in costs.items()]
         return rows + [end_row(cell, session, "ok", len(rows), output, native=native, device=device)]
@@ -252,16 +253,22 @@ class CellRunner:
                                f"input {lr.shape})")
         estimate = self.out / estimated_kernel_path(cell)
         kernel = _load_kernel(estimate) if estimate.is_file() else None
+        kernel = _kernel_used(kernel, _recorded_decision(self.out, cell)) if kernel is not None else None
         rows = self._metric_rows(cell, item.metrics, sr, hr, "", "", lr, kernel)
         return rows + [end_row(cell, self.session, "ok", len(rows), item.output,
                                note=f"added {', '.join(item.metrics)} from the saved output")]
 
     def _metric_rows(self, cell: Cell, names, sr, hr, native: str, device: str, lr=None, kernel=None
                      ) -> list[dict]:
-        from bench.metrics import compute
+        from bench.metrics import MetricValue, compute
 
+        # a rejected estimate (kernel-decision bicubic) is saved for the reports, but the cell ran without it: its
+        # LR consistency "under the method's own kernel" is n/a then, never measured with a kernel it did not use
+        rejected = kernel is REJECTED
         values = compute(names, sr, hr, border=cell.scale, device=str(self.session.device), lr=lr,
-                         scale=cell.scale, kernel=kernel)
+                         scale=cell.scale, kernel=None if rejected else kernel)
+        if rejected and "lr-psnr-y-kernel" in values:
+            values["lr-psnr-y-kernel"] = MetricValue(float("nan"), "n/a", REJECTED_KERNEL_NOTE)
         for name, v in values.items():
             if v.status == "error":
                 log.error("cell %s: metric %s failed: %s", cell.slug, name, v.note)
@@ -379,3 +386,26 @@ def _training_bar(method, cell: Cell):
     finally:
         method.on_progress = None
         bar.close()
+
+
+# What a cell's LR consistency under its own kernel is measured with, when its method rejected the estimate
+REJECTED = object()
+REJECTED_KERNEL_NOTE = ("the KernelGAN estimate was rejected (kernel-decision bicubic) and the cell ran with the "
+                        "bicubic kernel: see lr-psnr-y")
+
+
+def _kernel_used(kernel, decision) -> Any:
+    """The kernel a blind cell trained with: its estimate, or REJECTED when it fell back to bicubic."""
+    from baselines.kernel_decision import DECISION_CODES
+
+    return REJECTED if decision is not None and int(decision) == DECISION_CODES["bicubic"] else kernel
+
+
+def _recorded_decision(out: Path, cell: Cell) -> float | None:
+    """The kernel-decision a finished cell recorded (None: it recorded none)."""
+    from bench.results import CELL_KEY, read_results
+
+    df = read_results(out / "results.csv")
+    mine = df[df["metric"] == "kernel-decision"]
+    mine = mine[[tuple(k) == cell.key for k in mine[list(CELL_KEY)].itertuples(index=False)]]
+    return float(mine["value"].iloc[-1]) if len(mine) else None

@@ -116,8 +116,8 @@ def _line(row: dict) -> str:
 
 
 def _text(value) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
+    if isinstance(value, float):  # numpy's floats too, written as Python's (numpy 2's repr is "np.float64(...)")
+        return "" if math.isnan(value) else repr(float(value))
     return str(value)
 
 

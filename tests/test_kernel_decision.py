@@ -231,6 +231,21 @@ def test_the_decision_is_recorded_reported_and_shared_by_zssr_fast(tmp_path, mon
     assert "| im2 | test-kernelgan | bicubic | seed" in section
     html = (out / "index.html").read_text()
     assert "Kernel decisions" in html and "re-estimate" in html
+    # the LR consistency under the method's own kernel, added later from the saved outputs: measured with the
+    # estimate a cell used, n/a (never the rejected estimate) where it fell back to bicubic
+    summary = run(RunOptions(dataset=str(tmp_path / "imgs"), methods=("test-kernelgan",), scales=(2,),
+                             profile="quick", device="cpu", out=out, metrics=("psnr-y", "lr-psnr-y-kernel"),
+                             degradations=("aniso-gaussian",)))
+    assert summary.ok and summary.n_metrics_only == 3
+    consistency = read_results(out / "results.csv").query("metric == 'lr-psnr-y-kernel'").set_index("image")
+    assert set(consistency.loc[["im0", "im1"], "status"]) == {"ok"}
+    assert consistency.loc["im2", "status"] == "n/a" and "rejected" in consistency.loc["im2", "note"]
+    asked.clear()  # and so when the cells are run with it (a fresh run folder: KernelGAN is asked again)
+    assert run(RunOptions(dataset=str(tmp_path / "imgs"), methods=("test-fast-kernelgan",), scales=(2,),
+                          profile="quick", device="cpu", out=tmp_path / "run2",
+                          metrics=("psnr-y", "lr-psnr-y-kernel"), degradations=("aniso-gaussian",))).ok
+    fresh = read_results(tmp_path / "run2" / "results.csv").query("metric == 'lr-psnr-y-kernel'").set_index("image")
+    assert fresh["status"].to_dict() == {"im0": "ok", "im1": "ok", "im2": "n/a"}
 
 
 def test_the_table_tool_on_one_tiny_case(tmp_path, data_root):

@@ -363,3 +363,13 @@ def test_method_tables_and_registry_agree():
     for preset in ZSSR_PRESETS:
         method = create_method(f"zssr-{preset}", profile="quick")
         assert method.preset == preset and method.cfg.max_iters == QUICK_OVERRIDES[preset]["max_iters"]
+
+
+def test_numpy_floats_are_written_as_numbers(tmp_path):
+    """A value that is a numpy float (numpy 2 reprs it as "np.float64(...)") is written as the number itself and
+    read back equal."""
+    from bench.results import _line
+
+    line = _line({"value": np.float64(25.125), "scale": 2})
+    assert "np." not in line and "25.125" in line
+    assert _line({"value": np.float32(0.5)}) == _line({"value": 0.5})
