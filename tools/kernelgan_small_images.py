@@ -1,0 +1,132 @@
+"""Does KernelGAN's crop size or schedule help on small images? (issue 40, item 3)
+
+KernelGAN alone (no ZSSR): on centre crops of BSD100 images that are *not* the held-out crops of
+tools/blind_kernel_table.py (the same spread of names, shifted by half a step), each crop blurred with an
+`aniso-gaussian` x2 kernel (the degradation's own recipe, drawn from the image's name) and subsampled, KernelGAN runs
+once per variant; per image and variant: the estimate's kernel error against the true kernel (zssr.kernel_math),
+whether it passes the shape checks (zssr.kernel_checks, as the decision sees it), and the seconds.
+
+    python tools/kernelgan_small_images.py --n 6 --size 192 --variants quick,quick-crop48,quick-crop32 \\
+        --out docs/experiments/kernelgan-small-images.md
+
+A variant is a KernelGAN preset ("quick", "paper") with optional "-crop<N>" (crop_size) and "-it<N>" (max_iters,
+the preset's schedule compressed to fit) suffixes.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def variant_config(name: str, seed: int):
+    """The KernelGANConfig a variant name stands for."""
+    from zssr.kernelgan import KernelGANConfig
+
+    m = re.fullmatch(r"(quick|paper)((?:-(?:crop|it)\d+)*)", name)
+    if m is None:
+        raise ValueError(f"variant {name!r}: expected quick|paper with optional -crop<N> and -it<N> suffixes")
+    cfg = KernelGANConfig.preset(m.group(1)).replace(seed=seed, precision="fp32")
+    for key, value in re.findall(r"-(crop|it)(\d+)", m.group(2)):
+        if key == "crop":
+            cfg = cfg.replace(crop_size=int(value))
+        else:  # the schedule scaled with the iterations, as the quick preset scales the paper's
+            ratio = int(value) / cfg.max_iters
+            cfg = cfg.replace(max_iters=int(value), lr_drop_every=max(1, round(cfg.lr_drop_every * ratio)),
+                              lambda_update_every=max(1, round(cfg.lambda_update_every * ratio)))
+    return cfg
+
+
+HELD_OUT_N = 8  # the held-out crops: blind_kernel_table.py crops --dataset bsd100 --n 8
+
+
+def tuning_crops(n: int, size: int) -> list[tuple[str, np.ndarray]]:
+    """(name, HR crop) of n BSD100 images midway between the held-out ones (blind_kernel_table.make_crops)."""
+    from bench.datasets import load_dataset
+
+    ds = load_dataset("bsd100")
+    images = sorted(ds.images, key=lambda im: im.name)
+    held_out = {int(i) for i in np.round(np.linspace(0, len(images) - 1, HELD_OUT_N))}
+    step = (len(images) - 1) / max(n - 1, 1)
+    picked = [int(round(i * step + step / 2)) % len(images) for i in range(n)]
+    if held_out & set(picked):
+        raise RuntimeError(f"tuning images {sorted(held_out & set(picked))} overlap the held-out ones")
+    out = []
+    for i in picked:
+        hr = ds.load(images[i])
+        h, w = hr.shape[:2]
+        top, left = (h - size) // 2, (w - size) // 2
+        out.append((images[i].name, hr[top:top + size, left:left + size]))
+    return out
+
+
+def measure(n: int, size: int, variants: list[str], seed: int = 0) -> list[dict]:
+    import torch
+
+    from bench.degradations import parse
+    from zssr.kernel_checks import KernelLimits, check_kernel
+    from zssr.kernel_math import bicubic_kernel, kernel_error
+    from zssr.kernelgan import estimate_kernel, kept_kernel
+
+    degradation, limits, rows = parse("aniso-gaussian"), KernelLimits(), []
+    for name, hr in tuning_crops(n, size):
+        _, lr, real = degradation.make_pair(hr, 2, name=name, y_only=False, image_id=name)
+        frame = torch.from_numpy(lr.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+        for variant in variants:
+            cfg = variant_config(variant, seed)
+            start = time.perf_counter()
+            est = estimate_kernel(frame, cfg)
+            seconds = time.perf_counter() - start
+            verdict = check_kernel(kept_kernel(est.raw_kernel, cfg.n_filtering), limits)
+            rows.append(dict(image=name, variant=variant, error=kernel_error(est.kernel_x2, real.kernel),
+                             bicubic_error=kernel_error(bicubic_kernel(2), real.kernel), passes=verdict.ok,
+                             seconds=seconds))
+            print(f"{name} {variant}: kernel error {rows[-1]['error']:.3f} (bicubic {rows[-1]['bicubic_error']:.3f}),"
+                  f" checks {'pass' if verdict.ok else 'fail: ' + verdict.summary()}, {seconds:.0f} s", flush=True)
+    return rows
+
+
+def to_markdown(rows: list[dict], variants: list[str]) -> str:
+    images = list(dict.fromkeys(r["image"] for r in rows))
+    by = {(r["image"], r["variant"]): r for r in rows}
+    head = "| image | bicubic kernel | " + " | ".join(variants) + " |\n|---|---:|" + "---:|" * len(variants) + "\n"
+    lines = []
+    for im in images:
+        cells = [by.get((im, v)) for v in variants]
+        first = next(c for c in cells if c is not None)
+        lines.append(f"| {im} | {first['bicubic_error']:.3f} | " + " | ".join(
+            "-" if c is None else f"{c['error']:.3f}{'' if c['passes'] else ' (rejected)'}" for c in cells) + " |")
+    means = []
+    for v in variants:
+        got = [by[(im, v)] for im in images if (im, v) in by]
+        means.append(f"{np.mean([g['error'] for g in got]):.3f}, {sum(g['passes'] for g in got)}/{len(got)} pass, "
+                     f"{np.mean([g['seconds'] for g in got]):.0f} s" if got else "-")
+    return head + "\n".join(lines) + "\n| mean, passing, seconds | | " + " | ".join(means) + " |\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=6)
+    ap.add_argument("--size", type=int, default=192)
+    ap.add_argument("--variants", default="quick,quick-crop48,quick-crop32")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, help="write the markdown table here (default: print it)")
+    args = ap.parse_args(argv)
+    variants = [v for v in args.variants.split(",") if v]
+    for v in variants:
+        variant_config(v, args.seed)  # a bad name fails before any KernelGAN run
+    table = to_markdown(measure(args.n, args.size, variants, args.seed), variants)
+    if args.out:
+        args.out.write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
