@@ -3,7 +3,7 @@
 KernelGAN alone (no ZSSR): on centre crops of BSD100 images that are *not* the held-out crops of
 tools/blind_kernel_table.py (the same spread of names, shifted by half a step), each crop blurred with an
 `aniso-gaussian` x2 kernel (the degradation's own recipe, drawn from the image's name) and subsampled, KernelGAN runs
-once per variant; per image and variant: the estimate's kernel error against the true kernel (zssr.kernel_math),
+once per variant (`--degradation bicubic`: MATLAB bicubic instead, the truth then the bicubic kernel); per image and variant: the estimate's kernel error against the true kernel (zssr.kernel_math),
 whether it passes the shape checks (zssr.kernel_checks, as the decision sees it), and the seconds.
 
     python tools/kernelgan_small_images.py --n 6 --size 192 --variants quick,quick-crop48,quick-crop32 \\
@@ -66,7 +66,8 @@ def tuning_crops(n: int, size: int) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def measure(n: int, size: int, variants: list[str], seed: int = 0) -> list[dict]:
+def measure(n: int, size: int, variants: list[str], seed: int = 0, degradation: str = "aniso-gaussian"
+            ) -> list[dict]:
     import torch
 
     from bench.degradations import parse
@@ -74,9 +75,10 @@ def measure(n: int, size: int, variants: list[str], seed: int = 0) -> list[dict]
     from zssr.kernel_math import bicubic_kernel, kernel_error
     from zssr.kernelgan import estimate_kernel, kept_kernel
 
-    degradation, limits, rows = parse("aniso-gaussian"), KernelLimits(), []
+    degradation, limits, rows = parse(degradation), KernelLimits(), []
     for name, hr in tuning_crops(n, size):
         _, lr, real = degradation.make_pair(hr, 2, name=name, y_only=False, image_id=name)
+        truth = bicubic_kernel(2) if real.kernel is None else real.kernel  # None: MATLAB bicubic downscaling
         frame = torch.from_numpy(lr.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
         for variant in variants:
             cfg = variant_config(variant, seed)
@@ -84,8 +86,8 @@ def measure(n: int, size: int, variants: list[str], seed: int = 0) -> list[dict]
             est = estimate_kernel(frame, cfg)
             seconds = time.perf_counter() - start
             verdict = check_kernel(kept_kernel(est.raw_kernel, cfg.n_filtering), limits)
-            rows.append(dict(image=name, variant=variant, error=kernel_error(est.kernel_x2, real.kernel),
-                             bicubic_error=kernel_error(bicubic_kernel(2), real.kernel), passes=verdict.ok,
+            rows.append(dict(image=name, variant=variant, error=kernel_error(est.kernel_x2, truth),
+                             bicubic_error=kernel_error(bicubic_kernel(2), truth), passes=verdict.ok,
                              seconds=seconds))
             print(f"{name} {variant}: kernel error {rows[-1]['error']:.3f} (bicubic {rows[-1]['bicubic_error']:.3f}),"
                   f" checks {'pass' if verdict.ok else 'fail: ' + verdict.summary()}, {seconds:.0f} s", flush=True)
@@ -116,12 +118,14 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--variants", default="quick,quick-crop48,quick-crop32")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--degradation", default="aniso-gaussian",
+                    help="how the LR crops are made (bicubic: does KernelGAN find a narrow kernel when there is one?)")
     ap.add_argument("--out", type=Path, help="write the markdown table here (default: print it)")
     args = ap.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
     for v in variants:
         variant_config(v, args.seed)  # a bad name fails before any KernelGAN run
-    table = to_markdown(measure(args.n, args.size, variants, args.seed), variants)
+    table = to_markdown(measure(args.n, args.size, variants, args.seed, args.degradation), variants)
     if args.out:
         args.out.write_text(table)
     print(table)
