@@ -232,12 +232,12 @@ class CellRunner:
             raise RuntimeError(f"{cell.method} returned {sr.shape[:2]} for x{cell.scale} of {lr.shape[:2]}; "
                                f"expected {want[:2]}")
         output = self._save_side_files(cell, hr, lr, sr, stats.get("curve"), cell_input.drawn.kernel)
+        rejected = _fell_back(stats.get("kernel-decision"))
         if stats.get("kernel") is not None:  # a blind method's estimate, shown beside the true one
-            _save_kernel(self.out / estimated_kernel_path(cell), stats["kernel"], overwrite=True)
+            _save_kernel(self.out / estimated_kernel_path(cell), stats["kernel"], overwrite=True, rejected=rejected)
         native = str(method.native_scale(cell.scale))
         device = device_name(session.device)
-        rows = self._metric_rows(cell, item.metrics, sr, hr, native, device, lr,
-                                 _kernel_used(stats.get("kernel"), stats.get("kernel-decision")))
+        rows = self._metric_rows(cell, item.metrics, sr, hr, native, device, lr, stats.get("kernel"), rejected)
         notes = stats.get("notes") or {}  # a statistic's reason, e.g. kernel-decision's (baselines.api.Method.run)
         rows += [self._row(cell, k, float(v), "ok", str(notes.get(k, "")), native, device) for k, v in costs.items()]
         return rows + [end_row(cell, session, "ok", len(rows), output, native=native, device=device)]
@@ -252,22 +252,20 @@ class CellRunner:
             raise RuntimeError(f"{item.output}: saved SR output is {sr.shape}, expected {want} (x{cell.scale} of the "
                                f"input {lr.shape})")
         estimate = self.out / estimated_kernel_path(cell)
-        kernel = _load_kernel(estimate) if estimate.is_file() else None
-        kernel = _kernel_used(kernel, _recorded_decision(self.out, cell)) if kernel is not None else None
-        rows = self._metric_rows(cell, item.metrics, sr, hr, "", "", lr, kernel)
+        kernel, rejected = _load_estimate(estimate) if estimate.is_file() else (None, False)
+        rows = self._metric_rows(cell, item.metrics, sr, hr, "", "", lr, kernel, rejected)
         return rows + [end_row(cell, self.session, "ok", len(rows), item.output,
                                note=f"added {', '.join(item.metrics)} from the saved output")]
 
-    def _metric_rows(self, cell: Cell, names, sr, hr, native: str, device: str, lr=None, kernel=None
-                     ) -> list[dict]:
+    def _metric_rows(self, cell: Cell, names, sr, hr, native: str, device: str, lr=None, kernel=None,
+                     kernel_rejected: bool = False) -> list[dict]:
         from bench.metrics import MetricValue, compute
 
         # a rejected estimate (kernel-decision bicubic) is saved for the reports, but the cell ran without it: its
         # LR consistency "under the method's own kernel" is n/a then, never measured with a kernel it did not use
-        rejected = kernel is REJECTED
         values = compute(names, sr, hr, border=cell.scale, device=str(self.session.device), lr=lr,
-                         scale=cell.scale, kernel=None if rejected else kernel)
-        if rejected and "lr-psnr-y-kernel" in values:
+                         scale=cell.scale, kernel=None if kernel_rejected else kernel)
+        if kernel_rejected and "lr-psnr-y-kernel" in values:
             values["lr-psnr-y-kernel"] = MetricValue(float("nan"), "n/a", REJECTED_KERNEL_NOTE)
         for name, v in values.items():
             if v.status == "error":
@@ -317,18 +315,22 @@ def not_told_as_is(method, degradation: str):
                              "they are, with no HR image and no known kernel to tell it")
 
 
-def _load_kernel(path: Path) -> np.ndarray:
+def _load_estimate(path: Path) -> tuple[np.ndarray, bool]:
+    """A cell's saved kernel estimate, and whether its method rejected it (ran with bicubic instead)."""
     from scipy.io import loadmat
 
-    return np.asarray(loadmat(path)["Kernel"], dtype=np.float64)
+    saved = loadmat(path)
+    return np.asarray(saved["Kernel"], dtype=np.float64), bool(saved.get("Rejected", np.zeros(1)).any())
 
 
-def _save_kernel(path: Path, kernel, overwrite: bool) -> None:
+def _save_kernel(path: Path, kernel, overwrite: bool, rejected: bool = False) -> None:
+    """ZSSR's .mat format (variable Kernel); an estimate the method rejected is saved too (the reports show it),
+    marked with Rejected = 1 so that nothing measures the cell with it."""
     if overwrite or not path.exists():
         from scipy.io import savemat
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        savemat(path, {"Kernel": np.asarray(kernel, dtype=np.float64)})
+        savemat(path, {"Kernel": np.asarray(kernel, dtype=np.float64), **({"Rejected": 1} if rejected else {})})
 
 
 def counted_costs(method, request, stats: dict) -> dict[str, float]:
@@ -388,24 +390,13 @@ def _training_bar(method, cell: Cell):
         bar.close()
 
 
-# What a cell's LR consistency under its own kernel is measured with, when its method rejected the estimate
-REJECTED = object()
+# lr-psnr-y-kernel's note for a cell that ran with bicubic after rejecting its estimate
 REJECTED_KERNEL_NOTE = ("the KernelGAN estimate was rejected (kernel-decision bicubic) and the cell ran with the "
                         "bicubic kernel: see lr-psnr-y")
 
 
-def _kernel_used(kernel, decision) -> Any:
-    """The kernel a blind cell trained with: its estimate, or REJECTED when it fell back to bicubic."""
+def _fell_back(decision) -> bool:
+    """Whether a blind cell's kernel-decision (None: not a blind cell) was to run with bicubic."""
     from baselines.kernel_decision import DECISION_CODES
 
-    return REJECTED if decision is not None and int(decision) == DECISION_CODES["bicubic"] else kernel
-
-
-def _recorded_decision(out: Path, cell: Cell) -> float | None:
-    """The kernel-decision a finished cell recorded (None: it recorded none)."""
-    from bench.results import CELL_KEY, read_results
-
-    df = read_results(out / "results.csv")
-    mine = df[df["metric"] == "kernel-decision"]
-    mine = mine[[tuple(k) == cell.key for k in mine[list(CELL_KEY)].itertuples(index=False)]]
-    return float(mine["value"].iloc[-1]) if len(mine) else None
+    return decision is not None and int(decision) == DECISION_CODES["bicubic"]

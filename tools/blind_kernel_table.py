@@ -30,26 +30,41 @@ WORST_ALLOWED = -0.3
 MEAN_WANTED = 1.0
 
 
-def make_crops(dataset: str, n: int, size: int, out: Path) -> list[str]:
-    """Centre crops (size x size) of n images spread evenly over the dataset's sorted names, written as PNG files
-    into `out` (a folder dataset). Returns the names of the images cropped."""
+def spread(n_images: int, n: int, offset: float = 0.0) -> list[int]:
+    """Indices of n images spread evenly over n_images sorted names (the first and last included); `offset` shifts
+    every pick by that fraction of the spacing (0.5: midway between the picks of offset 0), wrapping at the end."""
+    if not 1 <= n <= n_images:
+        raise ValueError(f"--n {n}: the dataset has {n_images} images; ask for 1 to {n_images}")
+    step = (n_images - 1) / max(n - 1, 1)
+    return [int(i) % n_images for i in np.round(np.linspace(0, n_images - 1, n) + offset * step)]
+
+
+def centre_crops(dataset: str, n: int, size: int, offset: float = 0.0):
+    """(image, size x size centre crop of its HR) for the images `spread(..., n, offset)` picks."""
     from bench.datasets import load_dataset
-    from bench.images import save_image
 
     ds = load_dataset(dataset)
     images = sorted(ds.images, key=lambda im: im.name)
-    if not 1 <= n <= len(images):
-        raise ValueError(f"--n {n}: the dataset {dataset!r} has {len(images)} images; ask for 1 to {len(images)}")
-    picked = [images[int(i)] for i in np.round(np.linspace(0, len(images) - 1, n))]
-    out.mkdir(parents=True, exist_ok=True)
-    for im in picked:
-        hr = ds.load(im)
+    for i in spread(len(images), n, offset):
+        hr = ds.load(images[i])
         h, w = hr.shape[:2]
         if min(h, w) < size:
-            raise ValueError(f"{dataset}/{im.name} is {w} x {h}, smaller than the crop of {size}; use a smaller --size")
+            raise ValueError(f"{dataset}/{images[i].name} is {w} x {h}, smaller than the crop of {size}; use a "
+                             "smaller --size")
         top, left = (h - size) // 2, (w - size) // 2
-        save_image(out / f"{im.name}.png", hr[top:top + size, left:left + size])
-    return [im.name for im in picked]
+        yield images[i], hr[top:top + size, left:left + size]
+
+
+def make_crops(dataset: str, n: int, size: int, out: Path) -> list[str]:
+    """Centre crops (size x size) of n images spread evenly over the dataset's sorted names, written as PNG files
+    into `out` (a folder dataset). Returns the names of the images cropped."""
+    from bench.images import save_image
+
+    crops = list(centre_crops(dataset, n, size))
+    out.mkdir(parents=True, exist_ok=True)
+    for im, crop in crops:
+        save_image(out / f"{im.name}.png", crop)
+    return [im.name for im, _ in crops]
 
 
 def measure(run_dir: Path, blind: str, baseline: str) -> list[dict]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # blind_kernel_table, when imported rather than run
 
 
 def variant_config(name: str, seed: int):
@@ -47,23 +48,16 @@ HELD_OUT_N = 8  # the held-out crops: blind_kernel_table.py crops --dataset bsd1
 
 
 def tuning_crops(n: int, size: int) -> list[tuple[str, np.ndarray]]:
-    """(name, HR crop) of n BSD100 images midway between the held-out ones (blind_kernel_table.make_crops)."""
+    """(name, HR crop) of n BSD100 images midway between the picks of an n-image spread, none of them a held-out one
+    (blind_kernel_table.make_crops)."""
     from bench.datasets import load_dataset
+    from blind_kernel_table import centre_crops, spread
 
-    ds = load_dataset("bsd100")
-    images = sorted(ds.images, key=lambda im: im.name)
-    held_out = {int(i) for i in np.round(np.linspace(0, len(images) - 1, HELD_OUT_N))}
-    step = (len(images) - 1) / max(n - 1, 1)
-    picked = [int(round(i * step + step / 2)) % len(images) for i in range(n)]
-    if held_out & set(picked):
-        raise RuntimeError(f"tuning images {sorted(held_out & set(picked))} overlap the held-out ones")
-    out = []
-    for i in picked:
-        hr = ds.load(images[i])
-        h, w = hr.shape[:2]
-        top, left = (h - size) // 2, (w - size) // 2
-        out.append((images[i].name, hr[top:top + size, left:left + size]))
-    return out
+    n_images = len(load_dataset("bsd100").images)
+    overlap = set(spread(n_images, HELD_OUT_N)) & set(spread(n_images, n, offset=0.5))
+    if overlap:
+        raise RuntimeError(f"tuning images {sorted(overlap)} overlap the held-out ones")
+    return [(im.name, crop) for im, crop in centre_crops("bsd100", n, size, offset=0.5)]
 
 
 def measure(n: int, size: int, variants: list[str], seed: int = 0, degradation: str = "aniso-gaussian"
