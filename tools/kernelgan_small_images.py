@@ -10,7 +10,10 @@ whether it passes the shape checks (zssr.kernel_checks, as the decision sees it)
         --out docs/experiments/kernelgan-small-images.md
 
 A variant is a KernelGAN preset ("quick", "paper") with optional "-crop<N>" (crop_size) and "-it<N>" (max_iters,
-the preset's schedule compressed to fit) suffixes.
+the preset's schedule compressed to fit) suffixes, or "release" (optionally "-it<N>"): the authors' released KernelGAN (its defaults: 3000
+iterations, its schedule unchanged) from a checkout of github.com/sefibk/KernelGAN named by --release (nothing of it is in this repository),
+run on the CPU in this process through a few stand-ins (`.cuda()` a no-op, no TensorFlow for the ZSSR it does not run
+here, numpy's removed aliases), on the same LR image written to a PNG; seeded with --seed (numpy and torch).
 """
 from __future__ import annotations
 
@@ -60,8 +63,61 @@ def tuning_crops(n: int, size: int) -> list[tuple[str, np.ndarray]]:
     return [(im.name, crop) for im, crop in centre_crops("bsd100", n, size, offset=0.5)]
 
 
-def measure(n: int, size: int, variants: list[str], seed: int = 0, degradation: str = "aniso-gaussian"
-            ) -> list[dict]:
+def release_iters(variant: str) -> int | None:
+    """None: not a release variant; else its --max_iters (0: the release's default)."""
+    m = re.fullmatch(r"release(?:-it(\d+))?", variant)
+    return None if m is None else int(m.group(1) or 0)
+
+
+def release_estimate(checkout: Path, lr: np.ndarray, seed: int, max_iters: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(final x2 kernel, G's kernel before post-processing) of the authors' KernelGAN on an RGB uint8 LR image."""
+    import importlib.machinery
+    import tempfile
+    import types
+
+    import cv2
+    import scipy.io as sio
+    import torch
+
+    if not (checkout / "kernelGAN.py").is_file():
+        raise SystemExit(f"--release {checkout}: not a checkout of github.com/sefibk/KernelGAN (no kernelGAN.py)")
+    torch.Tensor.cuda = lambda self, *a, **k: self  # the release allocates everything with .cuda()
+    torch.nn.Module.cuda = lambda self, *a, **k: self
+    torch.cuda.set_device = lambda *a, **k: None
+    torch.FloatTensor = torch.Tensor
+    np.int, np.float = int, float  # removed from numpy 1.24; the release uses them
+    if "tensorflow" not in sys.modules:  # its util imports its TF1 ZSSR, which is not run here
+        tf = types.ModuleType("tensorflow")
+        tf.__spec__ = importlib.machinery.ModuleSpec("tensorflow", None)
+        sys.modules["tensorflow"] = tf
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    import configs
+    from data import DataGenerator
+    from kernelGAN import KernelGAN
+    from learner import Learner
+
+    configs.Config.set_gpu_device = lambda self: None
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / "lr.png"
+        cv2.imwrite(str(png), cv2.cvtColor(lr, cv2.COLOR_RGB2BGR))
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        conf = configs.Config().parse(["--input_image_path", str(png), "--output_dir_path", str(Path(tmp) / "out")]
+                                      + (["--max_iters", str(max_iters)] if max_iters else []))
+        gan, learner = KernelGAN(conf), Learner()
+        data = DataGenerator(conf, gan)
+        for it in range(conf.max_iters):  # the release's train(), keeping the GAN to read its raw kernel
+            g_in, d_in = data.__getitem__(it)
+            gan.train(g_in, d_in)
+            learner.update(it, gan)
+        gan.finish()
+        final = sio.loadmat(str(Path(conf.output_dir_path) / f"{conf.img_name}_kernel_x2.mat"))["Kernel"]
+        return np.asarray(final, dtype=np.float64), gan.curr_k.detach().cpu().numpy().astype(np.float64)
+
+
+def measure(n: int, size: int, variants: list[str], seed: int = 0, degradation: str = "aniso-gaussian",
+            images: list[str] | None = None, release: Path | None = None) -> list[dict]:
     import torch
 
     from bench.degradations import parse
@@ -70,19 +126,30 @@ def measure(n: int, size: int, variants: list[str], seed: int = 0, degradation: 
     from zssr.kernelgan import estimate_kernel, kept_kernel
 
     degradation, limits, rows = parse(degradation), KernelLimits(), []
-    for name, hr in tuning_crops(n, size):
+    crops = tuning_crops(n, size)
+    unknown = sorted(set(images or ()) - {name for name, _ in crops})
+    if unknown:
+        raise SystemExit(f"--images {','.join(unknown)}: not among the {n} tuning crops ({', '.join(c for c, _ in crops)})")
+    for name, hr in crops:
+        if images and name not in images:
+            continue
         _, lr, real = degradation.make_pair(hr, 2, name=name, y_only=False, image_id=name)
         truth = bicubic_kernel(2) if real.kernel is None else real.kernel  # None: MATLAB bicubic downscaling
         frame = torch.from_numpy(lr.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
         for variant in variants:
-            cfg = variant_config(variant, seed)
             start = time.perf_counter()
-            est = estimate_kernel(frame, cfg)
+            if release_iters(variant) is not None:
+                kernel_x2, raw = release_estimate(release, lr, seed, release_iters(variant))
+                n_filtering = 40  # the release's default
+            else:
+                cfg = variant_config(variant, seed)
+                est = estimate_kernel(frame, cfg)
+                kernel_x2, raw, n_filtering = est.kernel_x2, est.raw_kernel, cfg.n_filtering
             seconds = time.perf_counter() - start
-            verdict = check_kernel(kept_kernel(est.raw_kernel, cfg.n_filtering), limits)
-            rows.append(dict(image=name, variant=variant, error=kernel_error(est.kernel_x2, truth),
+            verdict = check_kernel(kept_kernel(raw, n_filtering), limits)
+            rows.append(dict(image=name, variant=variant, error=kernel_error(kernel_x2, truth),
                              bicubic_error=kernel_error(bicubic_kernel(2), truth), passes=verdict.ok,
-                             width=_width(measure_kernel, est.kernel_x2), true_width=_width(measure_kernel, truth),
+                             width=_width(measure_kernel, kernel_x2), true_width=_width(measure_kernel, truth),
                              seconds=seconds))
             print(f"{name} {variant}: kernel error {rows[-1]['error']:.3f} (bicubic {rows[-1]['bicubic_error']:.3f}),"
                   f" width {rows[-1]['width']:.2f} (truth {rows[-1]['true_width']:.2f}),"
@@ -136,12 +203,20 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--degradation", default="aniso-gaussian",
                     help="how the LR crops are made (bicubic: does KernelGAN find a narrow kernel when there is one?)")
+    ap.add_argument("--images", help="only these of the tuning crops (comma-separated names)")
+    ap.add_argument("--release", type=Path, help="a checkout of github.com/sefibk/KernelGAN (for the variant release)")
     ap.add_argument("--out", type=Path, help="write the markdown table here (default: print it)")
     args = ap.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
-    for v in variants:
-        variant_config(v, args.seed)  # a bad name fails before any KernelGAN run
-    table = to_markdown(measure(args.n, args.size, variants, args.seed, args.degradation), variants)
+    for v in variants:  # a bad name fails before any KernelGAN run
+        if release_iters(v) is not None:
+            if args.release is None:
+                ap.error("the variant release needs --release <checkout of github.com/sefibk/KernelGAN>")
+        else:
+            variant_config(v, args.seed)
+    images = [i for i in (args.images or "").split(",") if i] or None
+    table = to_markdown(measure(args.n, args.size, variants, args.seed, args.degradation, images, args.release),
+                        variants)
     if args.out:
         args.out.write_text(table)
     print(table)
