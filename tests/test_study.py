@@ -139,6 +139,35 @@ def test_study_runs_resumes_and_renders_byte_for_byte(folder, tmp_path, capsys):
                      r"categories", text)
 
 
+def test_cells_of_another_configuration_are_not_shown_but_named(folder, tmp_path, capsys):
+    """A unit folder can hold cells computed before the method's version or options changed (another config_id):
+    the document shows only the configuration the plan records, and says how many others it left out."""
+    root = tmp_path / "repo"
+    _study(root, folder, degradations=("bicubic",))
+    assert _run(["run", "tiny", "--root", str(root), "--device", "cpu"], capsys)[0] == 0
+    doc = root / "docs" / "studies" / "tiny.md"
+    before = doc.read_text()
+    results = root / "reports" / "studies" / "tiny" / "imgs-bicubic-seed0" / "test-internal" / "results.csv"
+    lines = results.read_text().splitlines(keepends=True)
+    header, body = lines[0], lines[1:]
+    df = read_results(results)
+    current = df["config_id"].iloc[0]
+    image = df["image"].iloc[0]
+    # one cell of the same method and image under an older configuration, with a number nobody could miss
+    stale = [line.replace(current, "0ldc0nf1g0") for line in body
+             if f",{image}," in line and current in line]
+    stale = [re.sub(r",psnr-y,[^,]*,", ",psnr-y,87.654,", line) for line in stale]
+    assert stale and any(",cell," in line for line in stale)
+    results.write_text(header + "".join(body + stale))
+    assert _run(["render", "tiny", "--root", str(root)], capsys)[0] == 0
+    text = doc.read_text()
+    assert "0ldc0nf1g0" in text and "87.65" not in text and "[0ldc0nf1g0]" not in text
+    assert re.search(r"Not shown: 1 cell\(s\) of test-internal \[bicubic\] in `[^`]+` computed under another "
+                     r"configuration \(0ldc0nf1g0\) than the study's \(" + current + r"\)", text)
+    # everything else is what it was: the stale cell changed no number
+    assert [line for line in text.splitlines() if "Not shown" not in line] == before.splitlines()
+
+
 def pd_rows(root: Path, degradation: str):
     import pandas as pd
 

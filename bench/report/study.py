@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,9 @@ class StudyData:
     runs: list[tuple[object, dict]]  # (unit, run.json) of each unit with results
     plan: dict | None  # plan.json, as the last `run` recorded it
     degradation_order: list[str]  # degradation ids in the study's order
+    # cells in a unit's folder whose configuration is not the one the plan records (computed before a method's
+    # version or options changed): never shown as the unit's results, and named in the caveats
+    other_configs: list[dict] = field(default_factory=list)
 
 
 def _degradation_id(run: dict, spec: str) -> str:
@@ -44,10 +47,18 @@ def _degradation_id(run: dict, spec: str) -> str:
     return spec
 
 
+def _planned_config_ids(study, plan: dict | None) -> dict[tuple[str, str], str]:
+    """(folder relative to the study's root, method) -> the config_id the last `run` planned for that unit."""
+    return {(u["folder"], u["method"]): u["config_id"] for u in (plan or {}).get("units", []) if u.get("config_id")}
+
+
 def load_study_data(study) -> StudyData:
     from bench.study import study_units
 
-    frames, cells, errors, runs = [], [], [], []
+    plan_path = study.out_root / "plan.json"
+    plan = json.loads(plan_path.read_text(encoding="utf-8")) if plan_path.is_file() else None
+    planned = _planned_config_ids(study, plan)
+    frames, cells, errors, runs, other_configs = [], [], [], [], []
     families: dict[str, str] = {}
     specs: dict[str, dict] = {}
     order: list[str] = []
@@ -58,14 +69,27 @@ def load_study_data(study) -> StudyData:
         deg = _degradation_id(data.run, unit.degradation)
         order.append(deg)
 
-        def mine(df: pd.DataFrame) -> pd.DataFrame:
+        config_id = planned.get((_rel(unit.out, study.root), unit.method))
+
+        def mine(df: pd.DataFrame, current: bool = True) -> pd.DataFrame:
             keep = (df["method_id"] == unit.method) & (df["degradation"] == deg) & (df["scale"].isin(unit.scales))
             if unit.images:
                 keep &= df["image"].isin(unit.images)
+            if config_id and "config_id" in df:
+                keep &= (df["config_id"] == config_id) if current else (df["config_id"] != config_id)
+            elif not current:
+                keep &= False
             out = df[keep].copy()
+            if config_id and current and "method_id" in out:
+                out["method"] = out["method_id"]  # one configuration left: no variant label (load_run's) needed
             out["folder"] = str(unit.out)
             return out
 
+        stale = mine(data.cells, current=False)
+        if len(stale):
+            other_configs.append({"method": unit.method, "degradation": unit.degradation, "folder": unit.out,
+                                  "cells": len(stale[["image", "scale", "config_id"]].drop_duplicates()),
+                                  "config_ids": sorted(set(stale["config_id"])), "planned": config_id})
         frames.append(mine(data.rows))
         cells.append(mine(data.cells))
         errors.append(mine(data.errors))
@@ -85,9 +109,7 @@ def load_study_data(study) -> StudyData:
                    cells=pd.concat(cells, ignore_index=True) if cells else pd.DataFrame(), methods=methods,
                    families={m: families.get(m, "other") for m in methods}, metric_specs=specs,
                    quality_metrics=quality)
-    plan_path = study.out_root / "plan.json"
-    plan = json.loads(plan_path.read_text(encoding="utf-8")) if plan_path.is_file() else None
-    return StudyData(study, data, runs, plan, list(dict.fromkeys(order)))
+    return StudyData(study, data, runs, plan, list(dict.fromkeys(order)), other_configs)
 
 
 # -- contests: best method against the best of the other family ---------------------------------------------------
@@ -344,6 +366,11 @@ def caveats(sd: StudyData) -> list[str]:
             lines.append(f"{unit.method} ({unit.degradation}) ran on a declared subset: {unit.subset_rule} "
                          f"({', '.join(unit.images)}); its means are over those images and its paired differences "
                          "over the images both methods have.")
+    for o in sd.other_configs:
+        lines.append(f"Not shown: {o['cells']} cell(s) of {o['method']} [{o['degradation']}] in "
+                     f"`{_rel(o['folder'], study.root)}` computed under another configuration "
+                     f"({', '.join(o['config_ids'])}) than the study's ({o['planned']}), e.g. before the method's "
+                     "version changed; `make study` computes the study's own.")
     lines += _completeness(sd)
     if "flops" not in set(sd.data.rows["metric"]) if len(sd.data.rows) else True:
         lines.append("No `flops` rows in these results: TFLOP per image is n/a and the frontier is against seconds "
