@@ -10,10 +10,11 @@ whether it passes the shape checks (zssr.kernel_checks, as the decision sees it)
         --out docs/experiments/kernelgan-small-images.md
 
 A variant is a KernelGAN preset ("quick", "paper") with optional "-crop<N>" (crop_size) and "-it<N>" (max_iters,
-the preset's schedule compressed to fit) suffixes, or "release" (optionally "-it<N>"): the authors' released KernelGAN (its defaults: 3000
-iterations, its schedule unchanged) from a checkout of github.com/sefibk/KernelGAN named by --release (nothing of it is in this repository),
-run on the CPU in this process through a few stand-ins (`.cuda()` a no-op, no TensorFlow for the ZSSR it does not run
-here, numpy's removed aliases), on the same LR image written to a PNG; seeded with --seed (numpy and torch).
+the preset's schedule compressed to fit) suffixes, or "release" (optionally "-it<N>"): the authors' released
+KernelGAN (its defaults: 3000 iterations, its schedule unchanged) from a checkout of github.com/sefibk/KernelGAN named
+by --release (nothing of it is in this repository), run on the CPU in this process through a few stand-ins that stay
+for the rest of the process (`.cuda()` a no-op, no TensorFlow for the ZSSR it does not run here, numpy's removed
+aliases), on the same LR image written to a PNG; seeded with --seed (numpy and torch).
 """
 from __future__ import annotations
 
