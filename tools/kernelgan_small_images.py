@@ -122,7 +122,7 @@ def measure(n: int, size: int, variants: list[str], seed: int = 0, degradation: 
     import torch
 
     from bench.degradations import parse
-    from zssr.kernel_checks import KernelLimits, check_kernel, measure_kernel
+    from zssr.kernel_checks import KernelLimits, check_kernel
     from zssr.kernel_math import bicubic_kernel, kernel_error
     from zssr.kernelgan import estimate_kernel, kept_kernel
 
@@ -150,7 +150,7 @@ def measure(n: int, size: int, variants: list[str], seed: int = 0, degradation: 
             verdict = check_kernel(kept_kernel(raw, n_filtering), limits)
             rows.append(dict(image=name, variant=variant, error=kernel_error(kernel_x2, truth),
                              bicubic_error=kernel_error(bicubic_kernel(2), truth), passes=verdict.ok,
-                             width=_width(measure_kernel, kernel_x2), true_width=_width(measure_kernel, truth),
+                             width=_width(kernel_x2), true_width=_width(truth),
                              seconds=seconds))
             print(f"{name} {variant}: kernel error {rows[-1]['error']:.3f} (bicubic {rows[-1]['bicubic_error']:.3f}),"
                   f" width {rows[-1]['width']:.2f} (truth {rows[-1]['true_width']:.2f}),"
@@ -158,9 +158,11 @@ def measure(n: int, size: int, variants: list[str], seed: int = 0, degradation: 
     return rows
 
 
-def _width(measure_kernel, kernel: np.ndarray) -> float:
+def _width(kernel: np.ndarray) -> float:
     """A kernel's width: the sum of its second-moment variances (px^2). The paper-profile losses of issue 40 were
     estimates wider than a narrow truth, so whether the estimated width follows the true one is the question."""
+    from zssr.kernel_checks import measure_kernel
+
     m = measure_kernel(kernel)
     return m["variance_min"] + m["variance_max"]
 

@@ -47,7 +47,7 @@ def _degradation_id(run: dict, spec: str) -> str:
     return spec
 
 
-def _planned_config_ids(study, plan: dict | None) -> dict[tuple[str, str], str]:
+def _planned_config_ids(plan: dict | None) -> dict[tuple[str, str], str]:
     """(folder relative to the study's root, method) -> the config_id the last `run` planned for that unit."""
     return {(u["folder"], u["method"]): u["config_id"] for u in (plan or {}).get("units", []) if u.get("config_id")}
 
@@ -57,7 +57,7 @@ def load_study_data(study) -> StudyData:
 
     plan_path = study.out_root / "plan.json"
     plan = json.loads(plan_path.read_text(encoding="utf-8")) if plan_path.is_file() else None
-    planned = _planned_config_ids(study, plan)
+    planned = _planned_config_ids(plan)
     frames, cells, errors, runs, other_configs = [], [], [], [], []
     families: dict[str, str] = {}
     specs: dict[str, dict] = {}
