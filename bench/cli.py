@@ -5,7 +5,10 @@ import argparse
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from bench.options import RunOptions
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -60,7 +63,7 @@ def add_run_options(parser: argparse.ArgumentParser, options_type: type | None =
         parser.add_argument(flag, dest=f.name, type=_parse_for(f.type), default=f.default, help=meta["help"], **extra)
 
 
-def run_options(args: argparse.Namespace) -> "RunOptions":
+def run_options(args: argparse.Namespace) -> RunOptions:
     """The RunOptions of parsed `run` arguments."""
     from bench.options import RunOptions
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from bench.degradations import gaussian_kernel, grid_downscale_uint8, parse
+from bench.degradations import gaussian_kernel, parse
 from zssr.kernel_math import degrade_with_kernel, kernel_shift
 from zssr.kernels import GridKernel, direct_as_correlation
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from baselines import weights as store
 from baselines.weights import ncnn

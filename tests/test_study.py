@@ -499,3 +499,25 @@ def test_committed_study_documents_are_current(doc, tmp_path):
     fresh = root / "docs" / "studies" / doc.name
     assert fresh.read_text() == doc.read_text(), f"{doc} is stale: run `make study STUDY={doc.stem} RENDER_ONLY=1`"
     assert fresh.with_suffix(".html").read_bytes() == doc.with_suffix(".html").read_bytes()
+
+
+def test_readme_answer_block_is_the_overall_family_contest(tmp_path, capsys):
+    """The README's answer table (tools/make_study_tables.py answer_block): per degradation and scale, the best
+    internal method against the best external one over all images, the paired interval, wins and both costs."""
+    import importlib.util
+
+    from scipy import stats
+
+    root = tmp_path / "repo"
+    gains, _ = _fixture_study(root)
+    spec = importlib.util.spec_from_file_location("make_study_tables", REPO / "tools" / "make_study_tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    block = tables.answer_block("fix", root=root)
+    half = stats.t.ppf(0.975, len(gains) - 1) * gains.std(ddof=1) / math.sqrt(len(gains))
+    interval = f"+{gains.mean():.2f} [{gains.mean() - half:.2f}, {gains.mean() + half:.2f}]"
+    assert (f"| bicubic | x2 | psnr-y | `test-internal` | `test-external` | {interval} | 6/7 | 30 / 1 | 2 / 0.5 |"
+            in block.splitlines()), block
+    assert "lpips-alex" not in block  # a metric the study has no rows of gets no row
+    assert "no plan.json" in block and "the 7 images of `builtin` in 7 categories" in block
+    assert "told the true kernel" not in block  # neither method is non-blind

@@ -45,7 +45,7 @@ def _inside(root: Path, rel: str) -> bool:
 def done_run(tmp_path_factory) -> tuple[Path, Path]:
     """(dataset, run folder): bicubic x2 over three tiny images, run once for the tests that copy it."""
     base = tmp_path_factory.mktemp("trust")
-    data = _images(base / "ds" / "cat1")
+    _images(base / "ds" / "cat1")
     out = base / "run"
     assert run(_opts(base / "ds", out), render=False).ok
     return base / "ds", out
@@ -320,7 +320,6 @@ def test_symlinked_category_is_followed_and_said(tmp_path):
 def test_rgba_alpha_and_raw_html_names(tmp_path):
     """RGBA: the alpha is said once (log and report notes), with no raw Python warning; raw HTML in image and
     category names is escaped in report.md as in index.html."""
-    from bench.report import render_report
 
     data = tmp_path / "ds"
     _images(data / "<em>cat", names=("<b>bold",))

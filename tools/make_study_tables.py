@@ -4,7 +4,9 @@
     python tools/make_study_tables.py           # (or `make reproduction-doc`) rewrite the documents' blocks
     python tools/make_study_tables.py --check   # exit 1 when a block is not what the results give
 
-Three blocks, each between its BEGIN/END markers in the document DOCUMENTS names:
+Four blocks, each between its BEGIN/END markers in the document DOCUMENTS names:
+- `answer`: the internal-vs-external study (issue 42): per degradation and scale, the best internal method against
+  the best external one over all images, on PSNR-Y and LPIPS, with their costs;
 - `contenders`: the set5-contenders study (issue 38): per degradation and scale, every method's mean PSNR-Y, SSIM-Y,
   LPIPS, seconds and TFLOP per image, with the device and precision its cells ran at;
 - `srmd`: the srmd-bicubic study (issue 38): SRMD and SRMDNF under bicubic against SRMD's published figures;
@@ -127,6 +129,53 @@ def contenders_block(study: str = "set5-contenders", docs: str = "docs/") -> str
     return "\n".join(lines)
 
 
+def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root: Path = ROOT) -> str:
+    """The main study's answer in one table: per degradation and scale, over all images, the best internal method
+    against the best external one on PSNR-Y and on LPIPS, with their costs (the document has it per category)."""
+    from bench.report.study import cell_counts, fmt_interval, fmt_seconds, fmt_tflop, load_study_data, \
+        overall_contests
+    from bench.study import load_study
+
+    sd = load_study_data(load_study(study, root))
+    if sd.data.rows.empty:
+        return f"*No results yet: run `make study STUDY={study}`.*\n"
+    counts = cell_counts(sd)
+    if counts is None:
+        state = "Completeness not known: no plan.json (the study was never run with `make study`)."
+    elif counts[0] < counts[1]:
+        state = (f"**In progress: {counts[0]} of {counts[1]} cells**, so a row may still lack a method (the "
+                 "document lists what is missing).")
+    else:
+        state = f"Complete: {counts[0]} cells."
+    # bench/runinfo.py words a non-blind method's entry "... (non-blind)"
+    told = sorted({m for _, run in sd.runs for m, what in (run.get("methods_told") or {}).items()
+                   if what.endswith("(non-blind)")},
+                  key=lambda m: (list(sd.study.methods).index(m) if m in sd.study.methods else 99, m))
+    rows = sd.data.rows
+    lines = [f"Study `{study}` ([document]({docs}studies/{study}.md), per category): the "
+             f"{rows['image'].nunique()} images of {', '.join(f'`{d}`' for d in sd.study.datasets)} in "
+             f"{rows['category'].nunique()} categories, {sd.study.profile} profile, {sd.study.precision}, seed(s) "
+             f"{', '.join(str(s) for s in sd.study.seeds)}, on {_devices(sd.runs)}. {state} Per degradation and "
+             "scale, over all images: the best internal-learning (ZSSR) method against the best external network, "
+             "their paired mean difference (positive: internal better) with its 95 % interval, the images on which "
+             "internal is better, and each one's seconds and TFLOP per image"
+             + (f"; told the true kernel and noise: {', '.join(f'`{m}`' for m in told)}" if told else "") + ".", "",
+             "| degradation | scale | metric | best internal | best external | internal minus external | "
+             "internal better on | s / image | TFLOP / image |",
+             "|---|---|---|---|---|---:|---:|---:|---:|"]
+    for row in overall_contests(sd):
+        c = row["contest"]
+        if c is None:
+            lines.append(f"| {row['degradation']} | x{row['scale']} | {row['metric']} | - | - | no comparison yet | "
+                         "- | - | - |")
+            continue
+        (s_in, t_in), (s_ex, t_ex) = row["cost"]["internal"], row["cost"]["external"]
+        lines.append(f"| {row['degradation']} | x{row['scale']} | {row['metric']} | `{c.best}` | `{c.other}` | "
+                     f"{fmt_interval(row['metric'], c)} | {c.wins}/{c.n} | "
+                     f"{fmt_seconds(s_in)} / {fmt_seconds(s_ex)} | {fmt_tflop(t_in)} / {fmt_tflop(t_ex)} |")
+    return "\n".join(lines) + "\n"
+
+
 def mzsr_block(study: str = "mzsr-nonideal", docs: str = "docs/") -> str:
     rows, runs, _ = _rows(study)
     if rows.empty:
@@ -176,11 +225,11 @@ def srmd_block(study: str = "srmd-bicubic", docs: str = "docs/") -> str:
     return "\n".join(lines) + "\n"
 
 
-BLOCKS = {"contenders": ("set5-contenders", contenders_block), "srmd": ("srmd-bicubic", srmd_block),
-          "mzsr": ("mzsr-nonideal", mzsr_block)}
+BLOCKS = {"answer": ("internal-vs-external", answer_block), "contenders": ("set5-contenders", contenders_block),
+          "srmd": ("srmd-bicubic", srmd_block), "mzsr": ("mzsr-nonideal", mzsr_block)}
 # which document holds which blocks: the README keeps the table a user deciding between methods reads first; the
 # checks against other papers' published tables live beside the ZSSR reproduction's record
-DOCUMENTS = {README_PATH: ("contenders",), PUBLISHED_PATH: ("srmd", "mzsr")}
+DOCUMENTS = {README_PATH: ("answer", "contenders"), PUBLISHED_PATH: ("srmd", "mzsr")}
 
 
 def with_blocks(text: str, names=tuple(BLOCKS), where: str = "README.md") -> str:

@@ -69,7 +69,6 @@ class Snapshots:
     Uses the run's own final test (zssr.problem.ProblemRun.final_test) so that the output is the same computation."""
 
     def __init__(self, z: ZSSR, lr: torch.Tensor, scale: int, at) -> None:
-        cfg = z.config
         self.z, self.at, self.scale = z, {int(n) for n in at}, scale
         x = lr.detach().to(dtype=torch.float32)
         self.gray = x.shape[1] == 1

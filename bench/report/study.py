@@ -314,6 +314,22 @@ def wins_and_losses(sd: StudyData) -> list[str]:
     return lines
 
 
+def overall_contests(sd: StudyData) -> list[dict]:
+    """Per degradation x scale and contest metric, over all images: the best internal method against the best
+    external one (family_contest), with each one's seconds and TFLOP per image; the README's answer table."""
+    out = []
+    for degradation, scale, df in _groups(sd):
+        for metric in CONTEST_METRICS:
+            if metric not in set(df["metric"]):
+                continue
+            c = family_contest(sd.data, df, metric)
+            costs = {side: cost(df, c.best if side == "internal" else c.other) if c else (math.nan, math.nan)
+                     for side in ("internal", "external")}
+            out.append({"degradation": degradation, "scale": scale, "metric": metric, "contest": c, "cost": costs,
+                        "images": int(df["image"].nunique())})
+    return out
+
+
 def _signed(metric: str, value: float) -> str:
     text = decimals(metric, value)
     return text if text.startswith("-") or text == "n/a" else "+" + text
@@ -385,20 +401,33 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+def _cells_found(sd: StudyData, unit: dict) -> int:
+    """How many of a planned unit's cells have results (of the configuration the plan records)."""
+    found = sd.data.cells
+    if not len(found):
+        return 0
+    sub = found[(found["method_id"] == unit["method"]) & (found["scale"].isin(unit["scales"]))
+                & (found["folder"].map(lambda f: _rel(Path(f), sd.study.root)) == unit["folder"])]
+    return len(sub[["image", "scale", "degradation"]].drop_duplicates())
+
+
+def cell_counts(sd: StudyData) -> tuple[int, int] | None:
+    """(cells with results, cells planned) over the plan's runnable units; None before the first `run`."""
+    if sd.plan is None:
+        return None
+    ready = [u for u in sd.plan.get("units", []) if u["status"] == "ready"]
+    return sum(min(_cells_found(sd, u), u["cells"]) for u in ready), sum(u["cells"] for u in ready)
+
+
 def _completeness(sd: StudyData) -> list[str]:
     if sd.plan is None:
         return ["No plan.json: the study has not been run with `run`, so completeness is not known."]
     lines = []
-    found = sd.data.cells
     for u in sd.plan.get("units", []):
         if u["status"] != "ready":
             lines.append(f"Not run: {u['method']} on {u['dataset']} [{u['degradation']}]: {u['message']}.")
             continue
-        have = 0
-        if len(found):
-            sub = found[(found["method_id"] == u["method"]) & (found["scale"].isin(u["scales"]))
-                        & (found["folder"].map(lambda f: _rel(Path(f), sd.study.root)) == u["folder"])]
-            have = len(sub[["image", "scale", "degradation"]].drop_duplicates())
+        have = _cells_found(sd, u)
         if have < u["cells"]:
             lines.append(f"Incomplete: {u['method']} on {u['dataset']} [{u['degradation']}]: {have} of {u['cells']} "
                          "planned cells have results.")
