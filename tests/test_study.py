@@ -414,25 +414,32 @@ def test_run_takes_the_cheapest_units_first(tmp_path):
     assert order[0].status == "unknown-method"  # declared order kept among equals
 
 
-def _fixture_study(root: Path) -> tuple[np.ndarray, list[str]]:
+TOLD_GAIN = {"test-internal-told": 2.0, "test-external-told": 1.0}  # PSNR-Y above test-external on every image
+
+
+def _fixture_study(root: Path, told: bool = False) -> tuple[np.ndarray, list[str]]:
     """A committed-style study written by hand: results.csv and run.json of two methods on the 7 builtin images,
-    with seconds and flops rows; returns the paired PSNR-Y differences (internal - external) and the images."""
+    with seconds and flops rows; returns the paired PSNR-Y differences (internal - external) and the images.
+    told=True adds an internal and an external method told the kernel (non-blind), TOLD_GAIN dB above."""
     import json
 
     from bench.datasets import load_dataset
     from bench.results import COLUMNS, END_METRIC, ResultsWriter
 
     (root / "studies").mkdir(parents=True)
+    methods = [("test-internal", "internal", 30.0, 2e12), ("test-external", "external", 1.0, 5e11)]
+    if told:
+        methods += [("test-internal-told", "internal", 30.0, 2e12), ("test-external-told", "external", 1.0, 5e11)]
     (root / "studies" / "fix.toml").write_text('datasets = ["builtin"]\ndegradations = ["bicubic"]\nscales = [2]\n'
-                                              'methods = ["test-internal", "test-external"]\nprofile = "quick"\n')
+                                              f'methods = {[m[0] for m in methods]!r}\nprofile = "quick"\n'
+                                              .replace("'", '"'))
     images = load_dataset("builtin").images
     gains = np.array([0.5, 0.3, 0.4, -0.1, 0.2, 0.6, 0.1])
-    for method, family, seconds, flops in (("test-internal", "internal", 30.0, 2e12),
-                                           ("test-external", "external", 1.0, 5e11)):
+    for method, family, seconds, flops in methods:
         folder = root / "reports" / "studies" / "fix" / "builtin-bicubic-seed0" / method
         writer = ResultsWriter(folder / "results.csv")
         for k, im in enumerate(images):
-            psnr = float(30 + 0.1 * k + (gains[k] if family == "internal" else 0.0))
+            psnr = float(30 + 0.1 * k + (gains[k] if method == "test-internal" else TOLD_GAIN.get(method, 0.0)))
             base = dict(dataset="builtin", category=im.category, image=im.name, image_sha=im.content_id,
                         degradation="bicubic", scale=2, method=method, config_id=f"cfg-{family}", protocol="rgb",
                         profile="quick", native_scale="True", device="fixture CPU", session="s", output="", note="")
@@ -443,7 +450,9 @@ def _fixture_study(root: Path) -> tuple[np.ndarray, list[str]]:
         (folder / "run.json").write_text(json.dumps({
             "git_revision": "fixture", "device": {"type": "cpu", "name": "fixture CPU"},
             "degradations": [{"id": "bicubic", "spec": "bicubic"}],
-            "methods": {method: {"precision": "fp32", "info": {"family": family}}}}))
+            "methods": {method: {"precision": "fp32", "info": {"family": family}}},
+            "methods_told": {method: "the LR image and the degradation's true kernel and noise (non-blind)"
+                             if method in TOLD_GAIN else "the LR image only (blind)"}}))
     assert COLUMNS  # the writer validated every block against the columns
     return gains, [im.name for im in images]
 
@@ -521,3 +530,33 @@ def test_readme_answer_block_is_the_overall_family_contest(tmp_path, capsys):
     assert "lpips-alex" not in block  # a metric the study has no rows of gets no row
     assert "no plan.json" in block and "the 7 images of `builtin` in 7 categories" in block
     assert "told the true kernel" not in block  # neither method is non-blind
+
+
+def test_sentences_compare_methods_of_equal_knowledge(tmp_path, capsys):
+    """Beside the best internal against the best external method, the document compares within equal knowledge:
+    the methods told the kernel with each other, and the methods told nothing with each other."""
+    root = tmp_path / "repo"
+    gains, _ = _fixture_study(root, told=True)
+    assert _run(["render", "fix", "--root", str(root)], capsys)[0] == 0
+    text = (root / "docs" / "studies" / "fix.md").read_text()
+    # overall the told internal method wins (+1.00 dB over the told external one, on every image)
+    assert "Over all images test-internal-told against test-external-told: +1.00 [1.00, 1.00] dB" in text
+    # the told pair is the overall one (not repeated); the methods told nothing are compared with each other
+    assert ("Within equal knowledge: told nothing, test-internal against test-external: +0.29 [0.06, 0.51] dB, "
+            "better on 6 of 7 images.") in text, text
+    assert f"{gains.mean():.2f}" == "0.29" and "told the kernel, " not in text
+
+
+def test_a_method_without_flops_rows_is_named_in_the_caveats(tmp_path, capsys):
+    """TFLOP n/a for one method (e.g. reused cells computed before FLOPs were counted) is said, not left silent."""
+    from bench.results import read_results
+
+    root = tmp_path / "repo"
+    _fixture_study(root)
+    path = root / "reports" / "studies" / "fix" / "builtin-bicubic-seed0" / "test-external" / "results.csv"
+    rows = read_results(path)
+    rows[rows["metric"] != "flops"].to_csv(path, index=False)
+    assert _run(["render", "fix", "--root", str(root)], capsys)[0] == 0
+    text = (root / "docs" / "studies" / "fix.md").read_text()
+    assert "No `flops` rows for test-external (cells computed before" in text
+    assert "test-internal (cells" not in text

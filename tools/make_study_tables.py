@@ -133,7 +133,7 @@ def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root:
     """The main study's answer in one table: per degradation and scale, over all images, the best internal method
     against the best external one on PSNR-Y and on LPIPS, with their costs (the document has it per category)."""
     from bench.report.study import cell_counts, fmt_interval, fmt_seconds, fmt_tflop, load_study_data, \
-        overall_contests
+        overall_contests, told_methods
     from bench.study import load_study
 
     sd = load_study_data(load_study(study, root))
@@ -147,10 +147,7 @@ def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root:
                  "document lists what is missing).")
     else:
         state = f"Complete: {counts[0]} cells."
-    # bench/runinfo.py words a non-blind method's entry "... (non-blind)"
-    told = sorted({m for _, run in sd.runs for m, what in (run.get("methods_told") or {}).items()
-                   if what.endswith("(non-blind)")},
-                  key=lambda m: (list(sd.study.methods).index(m) if m in sd.study.methods else 99, m))
+    told = told_methods(sd)
     rows = sd.data.rows
     lines = [f"Study `{study}` ([document]({docs}studies/{study}.md), per category): the "
              f"{rows['image'].nunique()} images of {', '.join(f'`{d}`' for d in sd.study.datasets)} in "
@@ -159,10 +156,14 @@ def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root:
              "scale, over all images: the best internal-learning (ZSSR) method against the best external network, "
              "their paired mean difference (positive: internal better) with its 95 % interval, the images on which "
              "internal is better, and each one's seconds and TFLOP per image"
-             + (f"; told the true kernel and noise: {', '.join(f'`{m}`' for m in told)}" if told else "") + ".", "",
+             + ("; *(told)*: told the true kernel and noise (non-blind), the others see the LR image only" if told
+                else "") + ".", "",
              "| degradation | scale | metric | best internal | best external | internal minus external | "
              "internal better on | s / image | TFLOP / image |",
              "|---|---|---|---|---|---:|---:|---:|---:|"]
+    def name(method: str) -> str:
+        return f"`{method}`" + (" *(told)*" if method in told else "")
+
     for row in overall_contests(sd):
         c = row["contest"]
         if c is None:
@@ -170,7 +171,7 @@ def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root:
                          "- | - | - |")
             continue
         (s_in, t_in), (s_ex, t_ex) = row["cost"]["internal"], row["cost"]["external"]
-        lines.append(f"| {row['degradation']} | x{row['scale']} | {row['metric']} | `{c.best}` | `{c.other}` | "
+        lines.append(f"| {row['degradation']} | x{row['scale']} | {row['metric']} | {name(c.best)} | {name(c.other)} | "
                      f"{fmt_interval(row['metric'], c)} | {c.wins}/{c.n} | "
                      f"{fmt_seconds(s_in)} / {fmt_seconds(s_ex)} | {fmt_tflop(t_in)} / {fmt_tflop(t_ex)} |")
     return "\n".join(lines) + "\n"

@@ -112,6 +112,13 @@ def load_study_data(study) -> StudyData:
     return StudyData(study, data, runs, plan, list(dict.fromkeys(order)), other_configs)
 
 
+def told_methods(sd: StudyData) -> set[str]:
+    """The study's non-blind methods: told the degradation's true kernel (and noise) as each unit's run.json records
+    (bench/runinfo.py words their `methods_told` entry "... (non-blind)")."""
+    return {m for _, run in sd.runs for m, what in (run.get("methods_told") or {}).items()
+            if str(what).endswith("(non-blind)")}
+
+
 # -- contests: best method against the best of the other family ---------------------------------------------------
 
 @dataclass
@@ -235,6 +242,11 @@ def _categories(df: pd.DataFrame) -> list[str]:
 
 def answer_rows(sd: StudyData) -> list[dict]:
     out = []
+    told = told_methods(sd)
+
+    def name(method: str) -> str:
+        return method + (" (told)" if method in told else "")
+
     for degradation, scale, df in _groups(sd):
         for category in _categories(df):
             sub = df if category == "all" else df[df["category"] == category]
@@ -247,8 +259,9 @@ def answer_rows(sd: StudyData) -> list[dict]:
                     record[key] = None
                     continue
                 seconds, tflop = cost(sub, c.best)
-                record[key] = {"best": c.best + (f" (n={c.best_images})" if c.best_images < record["images"] else ""),
-                               "family": c.family, "other": (c.other or f"no {c.other_family} method"),
+                subset = f" (n={c.best_images})" if c.best_images < record["images"] else ""
+                record[key] = {"best": name(c.best) + subset, "family": c.family,
+                               "other": name(c.other) if c.other else f"no {c.other_family} method",
                                "diff": fmt_interval(metric, c), "wins": f"{c.wins}/{c.n}" if c.other else "n/a",
                                "seconds": fmt_seconds(seconds), "tflop": fmt_tflop(tflop)}
             out.append(record)
@@ -310,8 +323,25 @@ def wins_and_losses(sd: StudyData) -> list[str]:
             if leaders:
                 top = sorted(leaders.items(), key=lambda kv: (-kv[1], kv[0]))[0]
                 sentence += f" The category winner most often: {top[0]} ({top[1]} of {n})."
+            sentence += _told_and_blind(sd, df, metric, overall)
             lines.append(sentence)
     return lines
+
+
+def _told_and_blind(sd: StudyData, df: pd.DataFrame, metric: str, overall: Contest) -> str:
+    """The same contest within equal knowledge, where the study has non-blind methods here: the best internal
+    method told the kernel against the best external one told it, and the same for methods told nothing (the
+    choice a user makes depends on whether the kernel is known); a pair that is the overall one is not repeated."""
+    told = told_methods(sd) & set(df["method"])
+    if not told:
+        return ""
+    parts = []
+    for label, keep in (("told the kernel", told), ("told nothing", set(df["method"]) - told)):
+        c = family_contest(sd.data, df[df["method"].isin(keep)], metric)
+        if c is not None and c.n and (c.best, c.other) != (overall.best, overall.other):
+            parts.append(f"{label}, {c.best} against {c.other}: {fmt_interval(metric, c)}{_unit(metric)}, better on "
+                         f"{c.wins} of {c.n} images")
+    return (" Within equal knowledge: " + "; ".join(parts) + ".") if parts else ""
 
 
 def overall_contests(sd: StudyData) -> list[dict]:
@@ -388,9 +418,18 @@ def caveats(sd: StudyData) -> list[str]:
                      f"({', '.join(o['config_ids'])}) than the study's ({o['planned']}), e.g. before the method's "
                      "version changed; `make study` computes the study's own.")
     lines += _completeness(sd)
-    if "flops" not in set(sd.data.rows["metric"]) if len(sd.data.rows) else True:
+    rows = sd.data.rows
+    if FLOPS_METRIC not in set(rows["metric"]) if len(rows) else True:
         lines.append("No `flops` rows in these results: TFLOP per image is n/a and the frontier is against seconds "
                      "only.")
+    else:
+        counted = set(rows.loc[rows["metric"] == FLOPS_METRIC, "method"])
+        uncounted = [m for m in sd.data.methods if m not in counted and sd.data.family(m) != "interpolation"]
+        if uncounted:
+            lines.append(f"No `flops` rows for {', '.join(uncounted)} (cells computed before the suite counted "
+                         "FLOPs, or a method that does not report them): TFLOP per image is n/a for "
+                         + ("it and it is" if len(uncounted) == 1 else "them and they are")
+                         + " missing from the frontier's TFLOP panels.")
     return lines
 
 
