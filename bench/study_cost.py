@@ -28,17 +28,19 @@ class Guess:
 # Set5 x4 averages 7,100 LR pixels per image (HR sizes in the set5 declaration / 16).
 GUESSES: dict[str, Guess] = {
     "zssr-fast+true-kernel": Guess("told the kernel, trains as zssr-fast does", like="zssr-fast"),
-    "zssr-fast+kernelgan": Guess("zssr-fast plus KernelGAN at the paper profile: 3000 iterations, 3x the 89.9 s "
-                                 "its 1000 quick iterations took on Set14 x2 (README)", like="zssr-fast",
-                                 plus_seconds=270.0),
+    # KernelGAN's cost hardly depends on the image (it trains on 64 x 64 crops): 93 s per 1000 quick iterations on
+    # the 2-core AVX2 machine in fp32 (docs/experiments/2026-12-06-blind-kernel-decision.md), 3x for the paper's 3000
+    "zssr-fast+kernelgan": Guess("zssr-fast plus KernelGAN at the paper profile: 3000 iterations, 3x the 93 s its "
+                                 "1000 quick iterations took here (docs/experiments/2026-12-06-blind-kernel-"
+                                 "decision.md)", like="zssr-fast", plus_seconds=280.0),
     "zssr-true-kernel": Guess("told the kernel, trains as zssr-original does", like="zssr-original"),
-    "zssr-kernelgan": Guess("zssr-original plus KernelGAN at the paper profile (3x 89.9 s, README)",
-                            like="zssr-original", plus_seconds=270.0),
-    "dat-light": Guess("0.80 s per Set5 x4 image in bf16 (README, pretrained networks table)",
+    "zssr-kernelgan": Guess("zssr-original plus KernelGAN at the paper profile (3x 93 s, as above)",
+                            like="zssr-original", plus_seconds=280.0),
+    "dat-light": Guess("0.80 s per Set5 x4 image in bf16 (docs/experiments/2026-12-01-pretrained-bf16.md)",
                        seconds_per_lr_mp=0.80 / 0.0071),
-    "realesrgan-x4plus": Guess("2.46 s per Set5 x4 image in fp32, its `auto` precision (README)",
+    "realesrgan-x4plus": Guess("2.46 s per Set5 x4 image in fp32, its `auto` precision (as above)",
                                seconds_per_lr_mp=2.46 / 0.0071),
-    "realsr-df2k": Guess("RRDBNet like realesrgan-x4plus: its 2.46 s per Set5 x4 image in fp32 (README)",
+    "realsr-df2k": Guess("RRDBNet like realesrgan-x4plus: its 2.46 s per Set5 x4 image in fp32 (as above)",
                          seconds_per_lr_mp=2.46 / 0.0071),
     "srmd": Guess("a 12-layer, 128-channel network at LR resolution (~1.5 M parameters, ~3 GFLOP per LR pixel) at "
                   "~100 GFLOP/s", seconds_per_lr_mp=30.0),

@@ -159,7 +159,7 @@ def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root:
              + ("; *(told)*: told the true kernel and noise (non-blind), the others see the LR image only" if told
                 else "") + ".", "",
              "| degradation | scale | metric | best internal | best external | internal minus external | "
-             "internal better on | s / image | TFLOP / image |",
+             "internal better on | s / image (internal / external) | TFLOP / image (internal / external) |",
              "|---|---|---|---|---|---:|---:|---:|---:|"]
     def name(method: str) -> str:
         return f"`{method}`" + (" *(told)*" if method in told else "")
