@@ -161,6 +161,7 @@ def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root:
              "| degradation | scale | metric | best internal | best external | internal minus external | "
              "internal better on | s / image (internal / external) | TFLOP / image (internal / external) |",
              "|---|---|---|---|---|---:|---:|---:|---:|"]
+
     def name(method: str) -> str:
         return f"`{method}`" + (" *(told)*" if method in told else "")
 

@@ -277,62 +277,60 @@ def wins_and_losses(sd: StudyData) -> list[str]:
     ahead of the best external one, clearly (the 95 % interval excludes zero) or not, by how much, and over all
     images."""
     lines = []
-    for degradation, scale, df in _groups(sd):
-        for metric in CONTEST_METRICS:
-            if metric not in set(df["metric"]):
+    told = told_methods(sd)
+    for row in overall_contests(sd):
+        df, metric, overall = row["rows"], row["metric"], row["contest"]
+        where = f"Under {row['degradation']} ×{row['scale']}, on {metric}"
+        if overall is None:
+            lines.append(f"{where}: no comparison (it needs results of an internal and an external method).")
+            continue
+        ahead, behind, clear_ahead, clear_behind, margins = [], [], [], [], []
+        leaders: dict[str, int] = {}
+        categories = sorted(set(df["category"]))
+        for category in categories:
+            c = family_contest(sd.data, df[df["category"] == category], metric)
+            if c is None or c.n == 0:
                 continue
-            overall = family_contest(sd.data, df, metric)
-            where = f"Under {degradation} ×{scale}, on {metric}"
-            if overall is None:
-                lines.append(f"{where}: no comparison (it needs results of an internal and an external method).")
-                continue
-            ahead, behind, clear_ahead, clear_behind, margins = [], [], [], [], []
-            leaders: dict[str, int] = {}
-            categories = sorted(set(df["category"]))
-            for category in categories:
-                c = family_contest(sd.data, df[df["category"] == category], metric)
-                if c is None or c.n == 0:
-                    continue
-                (ahead if c.margin > 0 else behind).append(category)
-                if _clear(c):
-                    (clear_ahead if c.margin > 0 else clear_behind).append(category)
-                margins.append((c.margin, category))
-                leader = c.best if c.margin > 0 else c.other
-                leaders[leader] = leaders.get(leader, 0) + 1
-            n = len(ahead) + len(behind)
-            unit = _unit(metric)
-            def span(group: list[str]) -> str:
-                low, high = (_signed(metric, f(m for m, c in margins if c in group)) for f in (min, max))
-                return (low if low == high else f"{low} to {high}") + unit
+            (ahead if c.margin > 0 else behind).append(category)
+            if _clear(c):
+                (clear_ahead if c.margin > 0 else clear_behind).append(category)
+            margins.append((c.margin, category))
+            leader = c.best if c.margin > 0 else c.other
+            leaders[leader] = leaders.get(leader, 0) + 1
+        n = len(ahead) + len(behind)
+        unit = _unit(metric)
+        def span(group: list[str]) -> str:
+            low, high = (_signed(metric, f(m for m, c in margins if c in group)) for f in (min, max))
+            return (low if low == high else f"{low} to {high}") + unit
 
-            parts = [f"{where}, internal learning is ahead of every external network on {len(ahead)} of {n} "
-                     f"categor{'y' if n == 1 else 'ies'}"]
-            if ahead:
-                parts[-1] += (f" (by {span(ahead)}; clearly, the 95 % interval above zero, on {len(clear_ahead)}"
-                              + (f": {_list(clear_ahead)}" if clear_ahead else "") + ")")
-            if behind:
-                parts.append(f"behind on {len(behind)} (by {span(behind)}; clearly on {len(clear_behind)}"
-                             + (f": {_list(clear_behind)}" if clear_behind else "") + ")")
-            sentence = "; ".join(parts) + "."
-            o_seconds, _ = cost(df, overall.best)
-            x_seconds, _ = cost(df, overall.other)
-            sentence += (f" Over all images {overall.best} against {overall.other}: "
-                         f"{fmt_interval(metric, overall)}{unit} (95 % interval), better on {overall.wins} of "
-                         f"{overall.n} images, at {fmt_seconds(o_seconds)} s against {fmt_seconds(x_seconds)} s per "
-                         "image.")
-            if leaders:
-                top = sorted(leaders.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-                sentence += f" The category winner most often: {top[0]} ({top[1]} of {n})."
-            sentence += _told_and_blind(sd, df, metric, overall)
-            lines.append(sentence)
+        parts = [f"{where}, internal learning is ahead of every external network on {len(ahead)} of {n} "
+                 f"categor{'y' if n == 1 else 'ies'}"]
+        if ahead:
+            parts[-1] += (f" (by {span(ahead)}; clearly, the 95 % interval above zero, on {len(clear_ahead)}"
+                          + (f": {_list(clear_ahead)}" if clear_ahead else "") + ")")
+        if behind:
+            parts.append(f"behind on {len(behind)} (by {span(behind)}; clearly on {len(clear_behind)}"
+                         + (f": {_list(clear_behind)}" if clear_behind else "") + ")")
+        sentence = "; ".join(parts) + "."
+        (o_seconds, _), (x_seconds, _) = row["cost"]["internal"], row["cost"]["external"]
+        sentence += (f" Over all images {overall.best} against {overall.other}: "
+                     f"{fmt_interval(metric, overall)}{unit} (95 % interval), better on {overall.wins} of "
+                     f"{overall.n} images, at {fmt_seconds(o_seconds)} s against {fmt_seconds(x_seconds)} s per "
+                     "image.")
+        if leaders:
+            top = sorted(leaders.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+            sentence += f" The category winner most often: {top[0]} ({top[1]} of {n})."
+        sentence += _told_and_blind(sd, df, metric, overall, told)
+        lines.append(sentence)
     return lines
 
 
-def _told_and_blind(sd: StudyData, df: pd.DataFrame, metric: str, overall: Contest) -> str:
+def _told_and_blind(sd: StudyData, df: pd.DataFrame, metric: str, overall: Contest, told: set[str]) -> str:
     """The same contest within equal knowledge, where the study has non-blind methods here: the best internal
     method told the kernel against the best external one told it, and the same for methods told nothing (the
-    choice a user makes depends on whether the kernel is known); a pair that is the overall one is not repeated."""
-    told = told_methods(sd) & set(df["method"])
+    choice a user makes depends on whether the kernel is known); a pair that is the overall one is not repeated.
+    `told`: the study's non-blind methods (told_methods)."""
+    told = told & set(df["method"])
     if not told:
         return ""
     parts = []
@@ -346,7 +344,8 @@ def _told_and_blind(sd: StudyData, df: pd.DataFrame, metric: str, overall: Conte
 
 def overall_contests(sd: StudyData) -> list[dict]:
     """Per degradation x scale and contest metric, over all images: the best internal method against the best
-    external one (family_contest), with each one's seconds and TFLOP per image; the README's answer table."""
+    external one (family_contest; None without both families), with each one's seconds and TFLOP per image, and
+    the group's rows. The document's sentences and the README's answer table are both read from these."""
     out = []
     for degradation, scale, df in _groups(sd):
         for metric in CONTEST_METRICS:
@@ -356,7 +355,7 @@ def overall_contests(sd: StudyData) -> list[dict]:
             costs = {side: cost(df, c.best if side == "internal" else c.other) if c else (math.nan, math.nan)
                      for side in ("internal", "external")}
             out.append({"degradation": degradation, "scale": scale, "metric": metric, "contest": c, "cost": costs,
-                        "images": int(df["image"].nunique())})
+                        "rows": df})
     return out
 
 
