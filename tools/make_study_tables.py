@@ -4,11 +4,9 @@
     python tools/make_study_tables.py           # (or `make reproduction-doc`) rewrite the documents' blocks
     python tools/make_study_tables.py --check   # exit 1 when a block is not what the results give
 
-Four blocks, each between its BEGIN/END markers in the document DOCUMENTS names:
+Three blocks, each between its BEGIN/END markers in the document DOCUMENTS names:
 - `answer`: the internal-vs-external study (issue 42): per degradation and scale, the best internal method against
   the best external one over all images, on PSNR-Y and LPIPS, with their costs;
-- `contenders`: the set5-contenders study (issue 38): per degradation and scale, every method's mean PSNR-Y, SSIM-Y,
-  LPIPS, seconds and TFLOP per image, with the device and precision its cells ran at;
 - `srmd`: the srmd-bicubic study (issue 38): SRMD and SRMDNF under bicubic against SRMD's published figures;
 - `mzsr`: the mzsr-nonideal study (issue 41): per MZSR kernel setting and set, bicubic and zssr-true-kernel against
   MZSR's published bicubic and ZSSR columns.
@@ -96,37 +94,6 @@ def _mean(df: pd.DataFrame, metric: str) -> float:
 
 def _f(value: float, digits: int) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _seconds(value: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    return f"{value:.2f}" if value < 10 else f"{value:.0f}"
-
-
-def contenders_block(study: str = "set5-contenders", docs: str = "docs/") -> str:
-    rows, runs, order = _rows(study)
-    if rows.empty:
-        return "*No results yet: run `make study STUDY=set5-contenders`.*\n"
-    precision = _precisions(runs)
-    lines = [f"Set5, paper profile, seed 0, on {_devices(runs)}; mean per image (PSNR-Y / SSIM-Y on Y with a "
-             "`scale`-pixel border, LPIPS AlexNet on RGB; seconds: wall time per image, training included, on that "
-             "machine; TFLOP: multiply-adds x 2 per image, training included, the same on every machine). "
-             f"Study `{study}` ([document]({docs}studies/{study}.md)).", ""]
-    for (degradation, scale), group in rows.groupby(["degradation", "scale"], sort=False):
-        lines += [f"**{_spec_of(runs, degradation)} x{scale}**", "",
-                  "| method | precision | PSNR-Y | SSIM-Y | LPIPS | s / image | TFLOP / image | images |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|"]
-        for method in sorted(set(group["method"]), key=lambda m: (order.index(m) if m in order else 99, m)):
-            mine = group[group["method"] == method]
-            images = mine.loc[mine["metric"] == "psnr-y", "image"].nunique()
-            tflop = _mean(mine, "flops") / 1e12
-            lines.append(f"| `{method}` | {precision.get(method, '-')} | {_f(_mean(mine, 'psnr-y'), 2)} | "
-                         f"{_f(_mean(mine, 'ssim-y'), 4)} | {_f(_mean(mine, 'lpips-alex'), 4)} | "
-                         f"{_seconds(_mean(mine, 'seconds-total'))} | "
-                         f"{'n/a' if math.isnan(tflop) else f'{tflop:.3g}'} | {images} |")
-        lines.append("")
-    return "\n".join(lines)
 
 
 def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root: Path = ROOT) -> str:
@@ -227,11 +194,11 @@ def srmd_block(study: str = "srmd-bicubic", docs: str = "docs/") -> str:
     return "\n".join(lines) + "\n"
 
 
-BLOCKS = {"answer": ("internal-vs-external", answer_block), "contenders": ("set5-contenders", contenders_block),
-          "srmd": ("srmd-bicubic", srmd_block), "mzsr": ("mzsr-nonideal", mzsr_block)}
-# which document holds which blocks: the README keeps the table a user deciding between methods reads first; the
-# checks against other papers' published tables live beside the ZSSR reproduction's record
-DOCUMENTS = {README_PATH: ("answer", "contenders"), PUBLISHED_PATH: ("srmd", "mzsr")}
+BLOCKS = {"answer": ("internal-vs-external", answer_block), "srmd": ("srmd-bicubic", srmd_block), "mzsr": ("mzsr-nonideal", mzsr_block)}
+# which document holds which blocks: the README keeps the table a user deciding between methods reads first and the
+# non-ideal reproduction users compare non-blind methods by (MZSR's); SRMD's bicubic check lives beside the ZSSR
+# reproduction's record (every contender on Set5 is the set5-contenders study's own document)
+DOCUMENTS = {README_PATH: ("answer", "mzsr"), PUBLISHED_PATH: ("srmd",)}
 
 
 def with_blocks(text: str, names=tuple(BLOCKS), where: str = "README.md") -> str:
