@@ -224,9 +224,10 @@ _SPECS = (
                "earlier cell or run and reused (its seconds-kernel is that computation's, charged, not spent again); "
                "0: computed for this cell", kind="cost"),
     MetricSpec("kernel-decision", False, "", ".0f", "what a blind ZSSR cell did with KernelGAN's estimate "
-               "(baselines.kernel_decision): 0 use it, 1 re-estimate (the first estimate failed the shape checks of "
-               "zssr.kernel_checks, another seed's passed), 2 bicubic (both failed: the preset without a kernel "
-               "source); the reason is in the row's note. Shared, like the estimate, by every method that asks for "
+               "(baselines.kernel_decision): 0 use it (ZSSR trains on it with the preset's quick schedule), 1 "
+               "re-estimate (version 3 only: the first estimate failed the shape checks of zssr.kernel_checks, "
+               "another seed's passed), 2 bicubic (it failed: the preset without a kernel source, on its own "
+               "schedule); the reason is in the row's note. Shared, like the estimate, by every method that asks for "
                "the same one", kind="cost"),
     MetricSpec("flops", False, "FLOP", ".3g", "floating-point operations of the cell's method call, machine-"
                "independent: 2 per multiply-add of convolutions, matrix products and attention (torch.utils."

@@ -96,16 +96,20 @@ def test_told_noise_runs_the_real_image_configuration_at_the_told_level():
 
 
 @pytest.mark.parametrize("profile", ["paper", "quick"])
-def test_zssr_kernelgan_changed_only_by_its_kernel_decision(profile):
-    """Issue 40 changed zssr-kernelgan's numbers (a rejected estimate is estimated again or replaced by bicubic):
-    a new identity, whose configuration is the old one plus the checks and the decision policy, and version 3."""
+def test_zssr_kernelgan_changed_only_by_its_kernel_decision_and_schedule(profile):
+    """Issue 40 changed zssr-kernelgan's numbers twice (version 3: a rejected estimate is estimated again or
+    replaced by bicubic; version 4: ZSSR trains on an estimate with the preset's quick schedule): a new identity,
+    whose configuration is the old one plus the checks, the decision policy and the estimate's schedule."""
+    from baselines.zssr_presets import quick_reduction
+
     before = json.loads(FIXTURE.read_text())[f"zssr-kernelgan/{profile}"]
     cid, cfg = _identity("zssr-kernelgan", profile)
     cfg = json.loads(json.dumps(cfg))
-    assert set(cfg) - set(before["config"]) == {"kernel_checks", "kernel_policy"}
+    assert set(cfg) - set(before["config"]) == {"kernel_checks", "kernel_policy", "estimate_schedule"}
     assert {k: v for k, v in cfg.items() if k in before["config"]} == before["config"]
+    assert cfg["estimate_schedule"] == json.loads(json.dumps(quick_reduction("original")))
     assert cid != before["config_id"]
-    assert create_method("zssr-kernelgan").version == create_method("zssr-fast+kernelgan").version == "3"
+    assert create_method("zssr-kernelgan").version == create_method("zssr-fast+kernelgan").version == "4"
 
 
 def test_one_kernelgan_estimate_serves_two_presets_and_later_runs(tmp_path, monkeypatch):
@@ -135,9 +139,9 @@ def test_one_kernelgan_estimate_serves_two_presets_and_later_runs(tmp_path, monk
                    render=render)
 
     assert bench(("test-kernelgan", "test-fast-kernelgan"), render=True).ok
-    # once per image and seed (a rejected estimate is estimated once more), not once per (image, method)
+    # once per image and seed (only a re-estimate, decision 1, takes a second seed), not once per (image, method)
     decisions = read_results(out / "results.csv").query("metric == 'kernel-decision'")
-    runs_per_image = decisions.groupby("image")["value"].first().astype(float).map(lambda code: 1 if code == 0 else 2)
+    runs_per_image = decisions.groupby("image")["value"].first().astype(float).map(lambda code: 2 if code == 1 else 1)
     assert len(calls) == runs_per_image.sum() and len(set(calls)) == len(calls)
     df = read_results(out / "results.csv")
     assert set(df[df.metric == END_METRIC].status) == {"ok"}

@@ -386,7 +386,9 @@ def test_cost_model_measures_per_cell_and_per_megapixel_and_labels_guesses(tmp_p
     got4, basis4 = cell_seconds(model, "zssr-fast", "paper", 4, "categories", "astronaut")
     assert got4 == got and "used at x4" in basis4
     kg, kg_basis = cell_seconds(model, "zssr-fast+kernelgan", "paper", 2, "categories", "astronaut")
-    assert kg == pytest.approx(got + 280.0) and kg_basis.startswith("guess:")
+    assert kg == 290.0 and kg_basis.startswith("guess: KernelGAN")  # the estimate, then a quick-schedule ZSSR
+    told, told_basis = cell_seconds(model, "zssr-fast+true-kernel", "paper", 2, "categories", "astronaut")
+    assert told == pytest.approx(got) and "(zssr-fast: measured paper x2)" in told_basis  # like zssr-fast
     none, none_basis = cell_seconds(model, "no-such", "paper", 2, "categories", "astronaut")
     assert none == 60.0 and none_basis.startswith("guess:")
 

@@ -55,12 +55,12 @@ def centre_crops(dataset: str, n: int, size: int, offset: float = 0.0):
         yield images[i], hr[top:top + size, left:left + size]
 
 
-def make_crops(dataset: str, n: int, size: int, out: Path) -> list[str]:
-    """Centre crops (size x size) of n images spread evenly over the dataset's sorted names, written as PNG files
-    into `out` (a folder dataset). Returns the names of the images cropped."""
+def make_crops(dataset: str, n: int, size: int, out: Path, offset: float = 0.0) -> list[str]:
+    """Centre crops (size x size) of n images spread evenly over the dataset's sorted names (shifted by `offset` of
+    the spacing, see spread), written as PNG files into `out` (a folder dataset). Returns the names cropped."""
     from bench.images import save_image
 
-    crops = list(centre_crops(dataset, n, size))
+    crops = list(centre_crops(dataset, n, size, offset))
     out.mkdir(parents=True, exist_ok=True)
     for im, crop in crops:
         save_image(out / f"{im.name}.png", crop)
@@ -87,7 +87,9 @@ def measure(run_dir: Path, blind: str, baseline: str) -> list[dict]:
         key = (r.degradation, int(r.scale), r.image)
         if (*key, blind) not in psnr.index or (*key, baseline) not in psnr.index:
             continue
-        cell = Cell(r.dataset, r.category, r.image, r.image_sha, r.degradation, int(r.scale), r.method, r.config_id)
+        # files are named by the registered method (method_id), not by its label when a folder holds two versions
+        cell = Cell(r.dataset, r.category, r.image, r.image_sha, r.degradation, int(r.scale), r.method_id,
+                    r.config_id)
         est, true = read_kernel(run_dir / estimated_kernel_path(cell)), read_kernel(run_dir / kernel_path(cell))
         decision, note = decisions.get(key, ("none", ""))
         reason = note[len(decision) + 2:] if note.startswith(decision + ": ") else note
@@ -137,6 +139,9 @@ def main(argv=None) -> int:
     crops.add_argument("--n", type=int, default=8)
     crops.add_argument("--size", type=int, default=192)
     crops.add_argument("--out", type=Path, required=True)
+    crops.add_argument("--offset", type=float, default=0.0, help="shift the picks by this fraction of their spacing "
+                       "(0.25: the fresh crops of tools/blind_schedule.py, disjoint from the held-out eight and the "
+                       "tuning six)")
     table = sub.add_parser("table", help="the per-image table of a finished run folder")
     table.add_argument("run_dir", type=Path)
     table.add_argument("--pair", action="append", metavar="BLIND:BASELINE",
@@ -145,7 +150,7 @@ def main(argv=None) -> int:
     table.add_argument("--out", type=Path, help="also write the markdown here")
     args = ap.parse_args(argv)
     if args.command == "crops":
-        names = make_crops(args.dataset, args.n, args.size, args.out)
+        names = make_crops(args.dataset, args.n, args.size, args.out, args.offset)
         print(f"{len(names)} crops of {args.size} x {args.size} from {args.dataset} in {args.out}: {', '.join(names)}")
         return 0
     texts = []
