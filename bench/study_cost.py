@@ -17,12 +17,10 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Guess:
-    """A cost declared, not measured: `like` a measured method (plus seconds per cell), seconds per LR megapixel, or
-    seconds per cell."""
+    """A cost declared, not measured: `like` a measured method, seconds per LR megapixel, or seconds per cell."""
 
     why: str
     like: str | None = None
-    plus_seconds: float = 0.0
     seconds_per_lr_mp: float | None = None
     seconds_per_cell: float | None = None
 
@@ -115,7 +113,7 @@ def cell_seconds(model: CostModel, method: str, profile: str, scale: int, datase
     guess = GUESSES.get(method)
     if guess and guess.like and _depth < 3:
         seconds, basis = cell_seconds(model, guess.like, profile, scale, dataset, image, _depth + 1)
-        return seconds + guess.plus_seconds, f"guess: {guess.why} ({guess.like}: {basis})"
+        return seconds, f"guess: {guess.why} ({guess.like}: {basis})"
     if guess and guess.seconds_per_cell:
         return guess.seconds_per_cell, f"guess: {guess.why}"
     if guess and guess.seconds_per_lr_mp and lr_mp:

@@ -56,13 +56,12 @@ def _marker(name: str, study: str) -> tuple[str, str]:
 
 
 def _rows(study_name: str):
-    """(rows, runs, methods) of a study: its tidy result rows, (unit, run.json) per unit with results, and its
-    methods in the declared order."""
+    """(rows, runs) of a study: its tidy result rows and (unit, run.json) per unit with results."""
     from bench.report.study import load_study_data
     from bench.study import load_study
 
     sd = load_study_data(load_study(study_name, ROOT))
-    return sd.data.rows, sd.runs, list(sd.study.methods)
+    return sd.data.rows, sd.runs
 
 
 def _spec_of(runs, degradation_id: str) -> str:
@@ -146,7 +145,7 @@ def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root:
 
 
 def mzsr_block(study: str = "mzsr-nonideal", docs: str = "docs/") -> str:
-    rows, runs, _ = _rows(study)
+    rows, runs = _rows(study)
     if rows.empty:
         return "*No results yet: run `make study STUDY=mzsr-nonideal`.*\n"
     lines = ["MZSR's non-ideal settings (PSNR-Y / SSIM-Y, `scale`-pixel border; measured: mean of the set, paper "
@@ -177,7 +176,7 @@ def mzsr_block(study: str = "mzsr-nonideal", docs: str = "docs/") -> str:
 
 
 def srmd_block(study: str = "srmd-bicubic", docs: str = "docs/") -> str:
-    rows, runs, _ = _rows(study)
+    rows, runs = _rows(study)
     if rows.empty:
         return "*No results yet: run `make study STUDY=srmd-bicubic`.*\n"
     lines = [f"SRMD under bicubic degradation (PSNR-Y, `scale`-pixel border, mean of the set; {_devices(runs)}; "
@@ -194,7 +193,8 @@ def srmd_block(study: str = "srmd-bicubic", docs: str = "docs/") -> str:
     return "\n".join(lines) + "\n"
 
 
-BLOCKS = {"answer": ("internal-vs-external", answer_block), "srmd": ("srmd-bicubic", srmd_block), "mzsr": ("mzsr-nonideal", mzsr_block)}
+BLOCKS = {"answer": ("internal-vs-external", answer_block), "srmd": ("srmd-bicubic", srmd_block),
+          "mzsr": ("mzsr-nonideal", mzsr_block)}
 # which document holds which blocks: the README keeps the table a user deciding between methods reads first and the
 # non-ideal reproduction users compare non-blind methods by (MZSR's); SRMD's bicubic check lives beside the ZSSR
 # reproduction's record (every contender on Set5 is the set5-contenders study's own document)

@@ -6,7 +6,8 @@ offsets (which ZSSR removes anyway) do not count. The bicubic kernel's error is 
 method must beat: it is what a method that assumes bicubic uses.
 
 Decisions: what each blind cell did with its estimate (its kernel-decision row, baselines.kernel_decision: use it,
-re-estimate with another seed (version 3), or fall back to bicubic) and why (the row's note), per cell and counted per method.
+re-estimate with another seed (version 3), or fall back to bicubic) and why (the row's note), per cell and counted
+per method.
 """
 from __future__ import annotations
 
