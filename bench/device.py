@@ -28,10 +28,37 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
+# The CPU features that decide how fast a step runs here, best first: AMX and AVX512-BF16 run bf16 matrix products
+# in hardware, AVX2-only CPUs emulate bf16 (so `auto` precision is fp32 there).
+_CPU_FEATURES = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX512"), ("avx2", "AVX2"))
+
+
+def cpu_model() -> str:
+    """The CPU's model name and its best matrix-math feature, e.g. "AMD EPYC 7B12, AVX2", read from /proc/cpuinfo
+    (platform.processor() elsewhere). Seconds measured on two CPUs are not comparable, so rows name the CPU, not
+    only its architecture (rows written before this carry "CPU (x86_64, N cores)")."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = " ".join(value.split())
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine() or "unknown CPU"
+    best = next((label for flag, label in _CPU_FEATURES if flag in flags), None)
+    return f"{model}, {best}" if best else model
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return f"CPU ({cpu_model()}, {os.cpu_count()} cores)"
 
 
 def synchronize(device: torch.device) -> None:

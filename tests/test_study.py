@@ -562,3 +562,60 @@ def test_a_method_without_flops_rows_is_named_in_the_caveats(tmp_path, capsys):
     text = (root / "docs" / "studies" / "fix.md").read_text()
     assert "No `flops` rows for test-external (cells computed before" in text
     assert "test-internal (cells" not in text
+
+
+def test_seconds_from_another_machine_are_marked_and_named(tmp_path, capsys):
+    """Cells timed on two CPUs (a study resumed on another machine): the seconds of a method that ran, even in part,
+    elsewhere than most cells are marked in the answer, the sentences and the README block, and the caveats say
+    which method, degradation and scales each other machine timed."""
+    import importlib.util
+
+    from bench.results import read_results
+
+    root = tmp_path / "repo"
+    _fixture_study(root)
+    path = root / "reports" / "studies" / "fix" / "builtin-bicubic-seed0" / "test-internal" / "results.csv"
+    rows = read_results(path)
+    moved = rows["image"].isin(sorted(set(rows["image"]))[:3])
+    rows.loc[moved, "device"] = "CPU (Other Xeon, AMX, 2 cores)"
+    rows.to_csv(path, index=False)
+    assert _run(["render", "fix", "--root", str(root)], capsys)[0] == 0
+    text = (root / "docs" / "studies" / "fix.md").read_text()
+    line = next(line for line in text.splitlines() if line.startswith("| bicubic | ×2 | **all** |"))
+    assert "| test-internal | internal | 30‡ | 2 |" in line, line
+    assert "at 30‡ s against 1 s per image." in text
+    assert "most were measured on fixture CPU" in text
+    assert "Timed on CPU (Other Xeon, AMX, 2 cores): test-internal [bicubic ×2] (3 cell(s))." in text
+    spec = importlib.util.spec_from_file_location("make_study_tables", REPO / "tools" / "make_study_tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    block = tables.answer_block("fix", root=root)
+    assert "| 30‡ / 1 |" in block and "on another machine than fixture CPU" in block
+
+    rows.loc[moved, "device"] = "fixture CPU"  # one machine again: no mark anywhere
+    rows.to_csv(path, index=False)
+    assert _run(["render", "fix", "--root", str(root)], capsys)[0] == 0
+    text = (root / "docs" / "studies" / "fix.md").read_text()
+    assert "30‡" not in text and "Timed on" not in text and "‡" not in tables.answer_block("fix", root=root)
+
+
+def test_cpu_rows_name_the_cpu_model_and_its_best_feature(monkeypatch, tmp_path):
+    """Seconds of two CPUs are not comparable, so a CPU row names the model and its matrix-math feature."""
+    import builtins
+
+    import torch
+
+    from bench import device as dev
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7B12\nflags\t\t: fpu sse2 avx2 fma\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC 7B12\nflags\t\t: fpu sse2 avx2 fma\n")
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: real_open(cpuinfo if f == "/proc/cpuinfo" else f,
+                                                                        *a, **k))
+    monkeypatch.setattr(dev.os, "cpu_count", lambda: 2)
+    assert dev.device_name(torch.device("cpu")) == "CPU (AMD EPYC 7B12, AVX2, 2 cores)"
+    cpuinfo.write_text("model name\t: Intel(R) Xeon(R) Processor\nflags\t: avx2 avx512f avx512_bf16 amx_bf16\n")
+    assert dev.cpu_model() == "Intel(R) Xeon(R) Processor, AMX"
+    cpuinfo.unlink()  # no /proc/cpuinfo (another OS): the platform's name, no feature
+    assert dev.cpu_model() in (dev.platform.processor() or dev.platform.machine(), "unknown CPU")

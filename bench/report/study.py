@@ -199,6 +199,28 @@ def cost(df: pd.DataFrame, method: str | None) -> tuple[float, float]:
     return seconds, (mean_ci(flops)[0] / 1e12 if len(flops) else math.nan)
 
 
+def main_device(rows: pd.DataFrame) -> str | None:
+    """The machine that measured most of the seconds rows: the one the document's seconds are read against."""
+    devices = rows[rows["metric"] == TIME_METRIC]["device"].dropna()
+    devices = devices[devices != ""]
+    if not len(devices):
+        return None
+    counts = devices.value_counts()
+    return sorted(counts.index[counts == counts.max()])[0]
+
+
+OTHER_MACHINE = "‡"  # marks seconds measured (partly) on another machine than main_device's
+
+
+def seconds_mark(df: pd.DataFrame, method: str | None, main: str | None) -> str:
+    """OTHER_MACHINE where some of a method's seconds rows in df come from a machine other than `main`: seconds
+    of two CPUs are not comparable (the TFLOP column is)."""
+    if method is None or main is None:
+        return ""
+    devices = set(df[(df["method"] == method) & (df["metric"] == TIME_METRIC)]["device"].dropna()) - {""}
+    return OTHER_MACHINE if devices - {main} else ""
+
+
 # -- formatting -----------------------------------------------------------------------------------------------------
 
 def _unit(metric: str) -> str:
@@ -243,6 +265,7 @@ def _categories(df: pd.DataFrame) -> list[str]:
 def answer_rows(sd: StudyData) -> list[dict]:
     out = []
     told = told_methods(sd)
+    main = main_device(sd.data.rows)
 
     def name(method: str) -> str:
         return method + (" (told)" if method in told else "")
@@ -263,7 +286,8 @@ def answer_rows(sd: StudyData) -> list[dict]:
                 record[key] = {"best": name(c.best) + subset, "family": c.family,
                                "other": name(c.other) if c.other else f"no {c.other_family} method",
                                "diff": fmt_interval(metric, c), "wins": f"{c.wins}/{c.n}" if c.other else "n/a",
-                               "seconds": fmt_seconds(seconds), "tflop": fmt_tflop(tflop)}
+                               "seconds": fmt_seconds(seconds) + seconds_mark(sub, c.best, main),
+                               "tflop": fmt_tflop(tflop)}
             out.append(record)
     return out
 
@@ -278,6 +302,7 @@ def wins_and_losses(sd: StudyData) -> list[str]:
     images."""
     lines = []
     told = told_methods(sd)
+    main = main_device(sd.data.rows)
     for row in overall_contests(sd):
         df, metric, overall = row["rows"], row["metric"], row["contest"]
         where = f"Under {row['degradation']} ×{row['scale']}, on {metric}"
@@ -315,8 +340,8 @@ def wins_and_losses(sd: StudyData) -> list[str]:
         (o_seconds, _), (x_seconds, _) = row["cost"]["internal"], row["cost"]["external"]
         sentence += (f" Over all images {overall.best} against {overall.other}: "
                      f"{fmt_interval(metric, overall)}{unit} (95 % interval), better on {overall.wins} of "
-                     f"{overall.n} images, at {fmt_seconds(o_seconds)} s against {fmt_seconds(x_seconds)} s per "
-                     "image.")
+                     f"{overall.n} images, at {fmt_seconds(o_seconds)}{seconds_mark(df, overall.best, main)} s "
+                     f"against {fmt_seconds(x_seconds)}{seconds_mark(df, overall.other, main)} s per image.")
         if leaders:
             top = sorted(leaders.items(), key=lambda kv: (-kv[1], kv[0]))[0]
             sentence += f" The category winner most often: {top[0]} ({top[1]} of {n})."
@@ -399,6 +424,7 @@ def caveats(sd: StudyData) -> list[str]:
     if devices:
         lines.append(f"Machine(s): {', '.join(sorted(devices))}; seconds are wall time of the method's call on it "
                      "(threads and load vary between runs by about 15 % here).")
+    lines += _machine_split(sd.data.rows)
     if precisions:
         lines.append("Precision in force: " + "; ".join(f"{m} {'/'.join(sorted(p))}" for m, p in precisions.items()) + ".")
     if revisions:
@@ -429,6 +455,26 @@ def caveats(sd: StudyData) -> list[str]:
                          "FLOPs, or a method that does not report them): TFLOP per image is n/a for "
                          + ("it and it is" if len(uncounted) == 1 else "them and they are")
                          + " missing from the frontier's TFLOP panels.")
+    return lines
+
+
+def _machine_split(rows: pd.DataFrame) -> list[str]:
+    """Where the study's own cells were timed on more than one machine: which method, degradation and scales each
+    other machine timed, so that no one reads two CPUs' seconds as one."""
+    main = main_device(rows)
+    timed = rows[(rows["metric"] == TIME_METRIC) & rows["device"].notna() & (rows["device"] != "")]
+    others = sorted(set(timed["device"]) - {main}) if main else []
+    if not others:
+        return []
+    lines = [f"Seconds come from {len(others) + 1} machines and compare only within one: most were measured on "
+             f"{main}; a value marked {OTHER_MACHINE} was measured, at least in part, on another (the TFLOP column "
+             "does not depend on the machine). \"CPU (x86_64, N cores)\" is how rows were labelled before the CPU "
+             "model was recorded."]
+    for device in others:
+        sub = timed[timed["device"] == device]
+        units = [f"{method} [{degradation} ×{','.join(str(int(s)) for s in sorted(set(g['scale'])))}]"
+                 for (method, degradation), g in sub.groupby(["method", "degradation"], sort=True)]
+        lines.append(f"Timed on {device}: {'; '.join(units)} ({len(sub)} cell(s)).")
     return lines
 
 
@@ -494,6 +540,7 @@ def frontier(sd: StudyData, path: Path) -> Path | None:
     ncols = len(costs) * len(metrics)
     fig, axes = plt.subplots(len(groups), ncols, figsize=(4.2 * ncols, 3.3 * len(groups) + 0.8), squeeze=False)
     style = plots._method_style(sd.data, sd.data.methods)
+    main = main_device(sd.data.rows)
     for r, (degradation, scale, df) in enumerate(groups):
         col = 0
         for cost_metric, cost_label in costs:
@@ -513,6 +560,8 @@ def frontier(sd: StudyData, path: Path) -> Path | None:
                     if math.isfinite(x) and x > 0 and math.isfinite(y):
                         points.append((x, y, m))
                         ax.plot([x], [y], style[m]["marker"], color=style[m]["color"], label=m, markersize=7)
+                        if cost_metric == TIME_METRIC and seconds_mark(df, m, main):
+                            ax.annotate(OTHER_MACHINE, (x, y), textcoords="offset points", xytext=(5, 3), fontsize=9)
                 better = (lambda a, b: a >= b) if sd.data.higher_is_better(metric) else (lambda a, b: a <= b)
                 front = [p for p in points if not any(q[0] <= p[0] and better(q[1], p[1]) and q != p
                                                       and (q[0] < p[0] or q[1] != p[1]) for q in points)]
