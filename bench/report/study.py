@@ -617,6 +617,7 @@ def machine_costs(sd: StudyData) -> dict | None:
     if not folders:
         return None
     home = _machine_seconds(study)
+    home_devices: set[str] = set()  # of the home rows compared (the study's own cells may span machines)
     machines = []
     for folder in folders:
         other = _machine_seconds(dataclasses.replace(study, results_dir=folder))
@@ -626,6 +627,7 @@ def machine_costs(sd: StudyData) -> dict | None:
         for (method, degradation, scale), theirs in other.groupby(["method", "degradation", "scale"], sort=False):
             mine = home[(home["method"] == method) & (home["degradation"] == degradation) & (home["scale"] == scale)]
             both = theirs.merge(mine, on="image", suffixes=("_there", "_here"))
+            home_devices.update(both["device_here"])
             here, there = (both["value_here"].mean(), both["value_there"].mean()) if len(both) else (math.nan,
                                                                                                        math.nan)
             rows.append({"method": method, "degradation": degradation, "scale": int(scale), "images": len(both),
@@ -635,8 +637,7 @@ def machine_costs(sd: StudyData) -> dict | None:
         rows.sort(key=lambda r: (study.degradations.index(r["degradation"]) if r["degradation"] in
                                  study.degradations else 99, r["scale"], order.get(r["method"], 99)))
         machines.append({"label": folder.name, "device": ", ".join(sorted(set(other["device"]))), "rows": rows})
-    return {"home": ", ".join(sorted(set(home["device"]))) or "this machine", "machines": machines} if machines \
-        else None
+    return {"home": ", ".join(sorted(home_devices)) or "this machine", "machines": machines} if machines else None
 
 
 # -- rendering ------------------------------------------------------------------------------------------------------
