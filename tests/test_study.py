@@ -500,6 +500,8 @@ def test_committed_study_documents_are_current(doc, tmp_path):
     (root / "studies").mkdir(parents=True)
     shutil.copy(study.path, root / "studies" / study.path.name)
     folders = {u.out for u in st.study_units(study)}
+    if study.machines_dir.is_dir():  # other machines' runs of the same cells (their costs are in the document)
+        folders |= {p.parent for name in ("results.csv", "run.json") for p in study.machines_dir.rglob(name)}
     for folder in folders | {study.out_root}:
         for name in ("results.csv", "run.json", "plan.json"):
             if (folder / name).is_file():

@@ -72,18 +72,21 @@ def _spec_of(runs, degradation_id: str) -> str:
     return degradation_id
 
 
-def _precisions(runs) -> dict[str, str]:
-    """method -> precision(s) its cells ran at ("-" for methods without one)."""
+def _precisions(runs, rows: pd.DataFrame) -> dict[str, str]:
+    """method -> precision(s) of the cells shown ("-" for methods without one): a run folder's run.json also lists
+    configurations whose cells the study does not show (e.g. an earlier precision)."""
+    shown = set(rows["config_id"])
     found: dict[str, set[str]] = {}
     for unit, run in runs:
-        for info in (run.get("config_ids") or {}).values():
-            if info and info.get("method"):
+        for config_id, info in (run.get("config_ids") or {}).items():
+            if info and info.get("method") and config_id in shown:
                 found.setdefault(info["method"], set()).add(info.get("precision") or "-")
     return {m: ", ".join(sorted(p)) for m, p in found.items()}
 
 
-def _devices(runs) -> str:
-    return ", ".join(sorted({(run.get("device") or {}).get("name", "?") for _, run in runs}))
+def _devices(rows: pd.DataFrame) -> str:
+    """The machines that computed the rows shown (rows added later from saved outputs name none)."""
+    return ", ".join(sorted(d for d in set(rows["device"].dropna()) if d)) or "?"
 
 
 def _mean(df: pd.DataFrame, metric: str) -> float:
@@ -124,7 +127,7 @@ def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root:
     lines = [f"Study `{study}` ([document]({docs}studies/{study}.md), per category): the "
              f"{rows['image'].nunique()} images of {', '.join(f'`{d}`' for d in sd.study.datasets)} in "
              f"{rows['category'].nunique()} categories, {sd.study.profile} profile, {sd.study.precision}, seed(s) "
-             f"{', '.join(str(s) for s in sd.study.seeds)}, on {_devices(sd.runs)}. {state} Per degradation and "
+             f"{', '.join(str(s) for s in sd.study.seeds)}, on {_devices(rows)}. {state} Per degradation and "
              "scale, over all images: the best internal-learning (ZSSR) method against the best external network, "
              "their paired mean difference (positive: internal better) with its 95 % interval, the images on which "
              "internal is better, and each one's seconds and TFLOP per image"
@@ -158,7 +161,7 @@ def mzsr_block(study: str = "mzsr-nonideal", docs: str = "docs/") -> str:
     if rows.empty:
         return "*No results yet: run `make study STUDY=mzsr-nonideal`.*\n"
     lines = ["MZSR's non-ideal settings (PSNR-Y / SSIM-Y, `scale`-pixel border; measured: mean of the set, paper "
-             f"profile, seed 0, {_devices(runs)}, zssr-true-kernel in {_precisions(runs).get('zssr-true-kernel', '-')}"
+             f"profile, seed 0, {_devices(rows)}, zssr-true-kernel in {_precisions(runs, rows).get('zssr-true-kernel', '-')}"
              "; published: MZSR, CVPR 2020, Table 2). Study "
              f"`{study}` ([document]({docs}studies/{study}.md)); the protocol: "
              f"[note]({docs}experiments/2026-12-06-mzsr-protocol.md).", "",
@@ -188,7 +191,7 @@ def srmd_block(study: str = "srmd-bicubic", docs: str = "docs/") -> str:
     rows, runs = _rows(study)
     if rows.empty:
         return "*No results yet: run `make study STUDY=srmd-bicubic`.*\n"
-    lines = [f"SRMD under bicubic degradation (PSNR-Y, `scale`-pixel border, mean of the set; {_devices(runs)}; "
+    lines = [f"SRMD under bicubic degradation (PSNR-Y, `scale`-pixel border, mean of the set; {_devices(rows)}; "
              "published: SRMD, CVPR 2018, Table 2, where checked). Study "
              f"`{study}` ([document]({docs}studies/{study}.md)).", "",
              "| set | scale | `bicubic` | `srmd` | `srmd-nf` | published `srmd-nf` | diff |",
