@@ -474,11 +474,18 @@ def plan_study(study: Study, device: str) -> list[UnitState]:
     return [unit_state(study, unit, device) for unit in study_units(study)]
 
 
+def _here(device: str) -> str:
+    """This machine's device name as rows record it: the cost model prefers what cells cost here."""
+    from bench.device import device_name, select_device
+
+    return device_name(select_device(device))
+
+
 def cmd_estimate(study: Study, args) -> int:
     from bench.study_cost import measured_costs
 
     states = plan_study(study, args.device)
-    lines, _ = estimate_lines(study, states, measured_costs(study.root / "reports"))
+    lines, _ = estimate_lines(study, states, measured_costs(study.root / "reports", here=_here(args.device)))
     print("\n".join(lines))
     return 0
 
@@ -492,7 +499,7 @@ def cmd_run(study: Study, args) -> int:
         unknown = [m for m in args.methods if m not in study.methods]
         if unknown:
             raise ValueError(f"--methods {','.join(unknown)}: not among the study's methods ({', '.join(study.methods)})")
-    model = measured_costs(study.root / "reports")
+    model = measured_costs(study.root / "reports", here=_here(args.device))
     lines, _ = estimate_lines(study, states, model)
     print("\n".join(lines), flush=True)
     reuse_problems = [(st, p) for st in states if st.unit.reused for p in st.problems]

@@ -57,22 +57,29 @@ class CostModel:
     samples: dict[tuple[str, str, int], list[tuple[float, float | None]]] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     devices: set[str] = field(default_factory=set)
+    here: str | None = None  # this machine's device name, where the model prefers its own measurements
+    here_keys: set[tuple[str, str, int]] = field(default_factory=set)  # keys whose samples are this machine's
 
     def describe(self) -> str:
         return (f"median seconds-total of {sum(map(len, self.samples.values()))} cells in {len(self.sources)} "
                 f"results.csv file(s) ({', '.join(sorted(self.devices)) or 'none'}), per cell for ZSSR methods, per LR "
-                "megapixel otherwise; 'guess' marks declared numbers (bench/study_cost.py GUESSES)")
+                "megapixel otherwise; 'guess' marks declared numbers (bench/study_cost.py GUESSES)"
+                + (f"; 'here': measured on this machine ({self.here}), used wherever it has such cells, 'elsewhere': "
+                   "only on other machines" if self.here else ""))
 
 
 def per_cell(method: str) -> bool:
     return method.startswith("zssr")
 
 
-def measured_costs(reports_root: Path, device_prefix: str = "CPU") -> CostModel:
-    """Every finished cell's seconds-total under reports_root whose device starts with `device_prefix`."""
+def measured_costs(reports_root: Path, device_prefix: str = "CPU", here: str | None = None) -> CostModel:
+    """Every finished cell's seconds-total under reports_root whose device starts with `device_prefix`. With
+    `here` (this machine's device name), a method, profile and scale measured on this machine costs what it cost
+    here; other machines' seconds (another CPU can be 2x slower or faster) count only where this one has none."""
     from bench.results import read_results
 
-    model = CostModel()
+    model = CostModel(here=here)
+    by_device: dict[tuple[str, str, int], list[tuple[float, float | None, str]]] = {}
     for path in sorted(Path(reports_root).rglob("results.csv")):
         df = read_results(path)
         df = df[(df["metric"] == "seconds-total") & (df["status"] == "ok")]
@@ -84,9 +91,20 @@ def measured_costs(reports_root: Path, device_prefix: str = "CPU") -> CostModel:
         for row in df.to_dict("records"):
             pixels = hr_pixels(row["dataset"], row["image"])
             lr_mp = pixels / row["scale"] ** 2 / 1e6 if pixels else None
-            model.samples.setdefault((row["method"], row["profile"], int(row["scale"])), []).append(
-                (float(row["value"]), lr_mp))
+            by_device.setdefault((row["method"], row["profile"], int(row["scale"])), []).append(
+                (float(row["value"]), lr_mp, row["device"]))
+    for key, found in by_device.items():
+        mine = [f for f in found if here is not None and f[2] == here]
+        if mine:
+            model.here_keys.add(key)
+        model.samples[key] = [(seconds, lr_mp) for seconds, lr_mp, _ in (mine or found)]
     return model
+
+
+def _where(model: CostModel, key: tuple[str, str, int]) -> str:
+    if model.here is None:
+        return ""
+    return " here" if key in model.here_keys else " elsewhere"
 
 
 def _from_samples(method: str, samples: list, lr_mp: float | None) -> float:
@@ -104,12 +122,13 @@ def cell_seconds(model: CostModel, method: str, profile: str, scale: int, datase
     lr_mp = pixels / scale ** 2 / 1e6 if pixels else None
     samples = model.samples.get((method, profile, scale))
     if samples:
-        return _from_samples(method, samples, lr_mp), f"measured {profile} x{scale}"
+        return (_from_samples(method, samples, lr_mp),
+                f"measured{_where(model, (method, profile, scale))} {profile} x{scale}")
     others = sorted((abs(s - scale), s) for (m, p, s) in model.samples if m == method and p == profile)
     if others:
         near = others[0][1]
         return (_from_samples(method, model.samples[(method, profile, near)], lr_mp),
-                f"measured {profile} x{near}, used at x{scale}")
+                f"measured{_where(model, (method, profile, near))} {profile} x{near}, used at x{scale}")
     guess = GUESSES.get(method)
     if guess and guess.like and _depth < 3:
         seconds, basis = cell_seconds(model, guess.like, profile, scale, dataset, image, _depth + 1)

@@ -621,3 +621,30 @@ def test_cpu_rows_name_the_cpu_model_and_its_best_feature(monkeypatch, tmp_path)
     assert dev.cpu_model() == "Intel(R) Xeon(R) Processor, AMX"
     cpuinfo.unlink()  # no /proc/cpuinfo (another OS): the platform's name, no feature
     assert dev.cpu_model() in (dev.platform.processor() or dev.platform.machine(), "unknown CPU")
+
+
+def test_cost_model_prefers_what_cells_cost_on_this_machine(tmp_path):
+    """Two CPUs' seconds differ by 2x: where this machine has measured a method, its own seconds are the cost."""
+    from bench.study_cost import cell_seconds, measured_costs
+
+    src = REPO / "reports" / "reproduce" / "categories-fast-seed0" / "results.csv"
+    rows = read_results(src)
+    rows = rows[rows["method"] == "zssr-fast"]
+    (tmp_path / "a").mkdir()
+    rows.to_csv(tmp_path / "a" / "results.csv", index=False)
+    (tmp_path / "c").mkdir()  # a method measured on the other CPU only
+    rows.assign(method="zssr-elsewhere").to_csv(tmp_path / "c" / "results.csv", index=False)
+    fast = rows[rows["scale"] == 2].copy()  # the same cells at half the seconds on "this" machine
+    fast.loc[fast["metric"] == "seconds-total", "value"] /= 2
+    fast["device"] = "CPU (This CPU, AMX, 2 cores)"
+    (tmp_path / "b").mkdir()
+    fast.to_csv(tmp_path / "b" / "results.csv", index=False)
+    everywhere = cell_seconds(measured_costs(tmp_path), "zssr-fast", "paper", 2, "categories", "astronaut")[0]
+    model = measured_costs(tmp_path, here="CPU (This CPU, AMX, 2 cores)")
+    mine = fast[fast["metric"] == "seconds-total"]["value"]
+    got, basis = cell_seconds(model, "zssr-fast", "paper", 2, "categories", "astronaut")
+    assert got == pytest.approx(float(np.median(mine))) and got < everywhere and basis == "measured here paper x2"
+    other, other_basis = cell_seconds(model, "zssr-elsewhere", "paper", 2, "categories", "astronaut")
+    slow = rows[(rows["scale"] == 2) & (rows["metric"] == "seconds-total")]["value"]
+    assert other == pytest.approx(float(np.median(slow))) and other_basis == "measured elsewhere paper x2"
+    assert "'here': measured on this machine (CPU (This CPU, AMX, 2 cores))" in model.describe()
