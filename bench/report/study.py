@@ -468,8 +468,9 @@ def _machine_split(rows: pd.DataFrame) -> list[str]:
         return []
     lines = [f"Seconds come from {len(others) + 1} machines and compare only within one: most were measured on "
              f"{main}; a value marked {OTHER_MACHINE} was measured, at least in part, on another (the TFLOP column "
-             "does not depend on the machine). \"CPU (x86_64, N cores)\" is how rows were labelled before the CPU "
-             "model was recorded."]
+             "does not depend on the machine)."
+             + (" \"CPU (x86_64, N cores)\" is how rows were labelled before the CPU model was recorded."
+                if any(d.startswith("CPU (x86_64,") for d in set(timed["device"])) else "")]
     for device in others:
         sub = timed[timed["device"] == device]
         units = [f"{method} [{degradation} ×{','.join(str(int(s)) for s in sorted(set(g['scale'])))}]"
