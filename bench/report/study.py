@@ -591,7 +591,8 @@ def frontier(sd: StudyData, path: Path) -> Path | None:
 
 def _machine_seconds(study) -> pd.DataFrame:
     """seconds-total rows of every unit the study ran itself (reused folders are the home machine's), with the
-    unit's method, degradation spec and scale: columns method, degradation, scale, image, value, device."""
+    unit's method, degradation spec and scale, and the cell's PSNR-Y (NaN without one): columns method,
+    degradation, scale, image, value, psnr, device."""
     from bench.study import study_units
 
     frames = []
@@ -599,12 +600,23 @@ def _machine_seconds(study) -> pd.DataFrame:
         if unit.reused or not (unit.out / "results.csv").is_file():
             continue
         rows = load_run(unit.out).rows
-        keep = ((rows["metric"] == TIME_METRIC) & (rows["method_id"] == unit.method) & rows["scale"].isin(unit.scales))
-        sub = rows[keep][["image", "scale", "value", "device"]].copy()
+        mine = rows[(rows["method_id"] == unit.method) & rows["scale"].isin(unit.scales)]
+        sub = mine[mine["metric"] == TIME_METRIC][["image", "scale", "value", "device"]].copy()
+        psnr = mine[mine["metric"] == "psnr-y"][["image", "scale", "value"]].rename(columns={"value": "psnr"})
+        sub = sub.merge(psnr.drop_duplicates(["image", "scale"], keep="last"), on=["image", "scale"], how="left")
         sub["method"], sub["degradation"] = unit.method, unit.degradation
         frames.append(sub)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["image", "scale", "value", "device", "method", "degradation"])
+        columns=["image", "scale", "value", "psnr", "device", "method", "degradation"])
+
+
+def _psnr_change(both: pd.DataFrame) -> str:
+    """PSNR-Y there minus here over the images both machines ran: mean and the largest change (a training method's
+    float arithmetic differs between CPUs, so the same fp32 cell need not give the same number)."""
+    diff = (both["psnr_there"] - both["psnr_here"]).dropna()
+    if not len(diff):
+        return "n/a"
+    return f"{diff.mean():+.2f} ({diff.abs().max():.2f})"
 
 
 def machine_costs(sd: StudyData) -> dict | None:
@@ -632,7 +644,7 @@ def machine_costs(sd: StudyData) -> dict | None:
             here, there = (both["value_here"].mean(), both["value_there"].mean()) if len(both) else (math.nan,
                                                                                                        math.nan)
             rows.append({"method": method, "degradation": degradation, "scale": int(scale), "images": len(both),
-                         "here": fmt_seconds(here), "there": fmt_seconds(there),
+                         "here": fmt_seconds(here), "there": fmt_seconds(there), "psnr": _psnr_change(both),
                          "speedup": f"{here / there:.1f}×" if len(both) and there > 0 else "n/a"})
         order = {m: i for i, m in enumerate(study.methods)}
         rows.sort(key=lambda r: (study.degradations.index(r["degradation"]) if r["degradation"] in
