@@ -16,7 +16,8 @@ FIXTURE = Path(__file__).parent / "data" / "zssr_identities_before_kernel_source
 
 
 def _identity(name: str, profile: str = "paper") -> tuple[str, dict]:
-    m = create_method(name, profile=profile, precision="auto")
+    # fp32, as the fixture was written: `auto` is bf16 on CPUs with bf16 hardware, and precision is in the identity
+    m = create_method(name, profile=profile, precision="fp32")
     m.prepare()
     m.choose_precision(torch.device("cpu"))
     return config_id(name, m, profile, "rgb", 0), m.config()
