@@ -102,7 +102,7 @@ def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root:
     """The main study's answer in one table: per degradation and scale, over all images, the best internal method
     against the best external one on PSNR-Y and on LPIPS, with their costs (the document has it per category)."""
     from bench.report.study import OTHER_MACHINE, cell_counts, fmt_interval, fmt_seconds, fmt_tflop, \
-        load_study_data, main_device, overall_contests, seconds_mark, told_methods
+        load_study_data, main_device, overall_contests, told_methods
     from bench.study import load_study
 
     sd = load_study_data(load_study(study, root))
@@ -118,12 +118,8 @@ def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root:
         state = f"Complete: {counts[0]} cells."
     told = told_methods(sd)
     rows = sd.data.rows
-    main = main_device(rows)
     contests = overall_contests(sd)
-    marks = {id(row): {side: seconds_mark(row["rows"], getattr(row["contest"], attr), main)
-                       for side, attr in (("internal", "best"), ("external", "other"))}
-             for row in contests if row["contest"] is not None}
-    marked = any(v for m in marks.values() for v in m.values())
+    marked = any(mark for row in contests for mark in row["marks"].values())
     lines = [f"Study `{study}` ([document]({docs}studies/{study}.md), per category): the "
              f"{rows['image'].nunique()} images of {', '.join(f'`{d}`' for d in sd.study.datasets)} in "
              f"{rows['category'].nunique()} categories, {sd.study.profile} profile, {sd.study.precision}, seed(s) "
@@ -133,7 +129,7 @@ def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root:
              "internal is better, and each one's seconds and TFLOP per image"
              + ("; *(told)*: told the true kernel and noise (non-blind), the others see the LR image only" if told
                 else "")
-             + (f"; {OTHER_MACHINE}: seconds measured, at least in part, on another machine than {main} (the "
+             + (f"; {OTHER_MACHINE}: seconds measured, at least in part, on another machine than {main_device(rows)} (the "
                 "document's caveats say which)" if marked else "") + ".", "",
              "| degradation | scale | metric | best internal | best external | internal minus external | "
              "internal better on | s / image (internal / external) | TFLOP / image (internal / external) |",
@@ -151,8 +147,8 @@ def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root:
         (s_in, t_in), (s_ex, t_ex) = row["cost"]["internal"], row["cost"]["external"]
         lines.append(f"| {row['degradation']} | x{row['scale']} | {row['metric']} | {name(c.best)} | {name(c.other)} | "
                      f"{fmt_interval(row['metric'], c)} | {c.wins}/{c.n} | "
-                     f"{fmt_seconds(s_in)}{marks[id(row)]['internal']} / {fmt_seconds(s_ex)}"
-                     f"{marks[id(row)]['external']} | {fmt_tflop(t_in)} / {fmt_tflop(t_ex)} |")
+                     f"{fmt_seconds(s_in)}{row['marks']['internal']} / {fmt_seconds(s_ex)}"
+                     f"{row['marks']['external']} | {fmt_tflop(t_in)} / {fmt_tflop(t_ex)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -302,7 +302,6 @@ def wins_and_losses(sd: StudyData) -> list[str]:
     images."""
     lines = []
     told = told_methods(sd)
-    main = main_device(sd.data.rows)
     for row in overall_contests(sd):
         df, metric, overall = row["rows"], row["metric"], row["contest"]
         where = f"Under {row['degradation']} ×{row['scale']}, on {metric}"
@@ -340,8 +339,8 @@ def wins_and_losses(sd: StudyData) -> list[str]:
         (o_seconds, _), (x_seconds, _) = row["cost"]["internal"], row["cost"]["external"]
         sentence += (f" Over all images {overall.best} against {overall.other}: "
                      f"{fmt_interval(metric, overall)}{unit} (95 % interval), better on {overall.wins} of "
-                     f"{overall.n} images, at {fmt_seconds(o_seconds)}{seconds_mark(df, overall.best, main)} s "
-                     f"against {fmt_seconds(x_seconds)}{seconds_mark(df, overall.other, main)} s per image.")
+                     f"{overall.n} images, at {fmt_seconds(o_seconds)}{row['marks']['internal']} s "
+                     f"against {fmt_seconds(x_seconds)}{row['marks']['external']} s per image.")
         if leaders:
             top = sorted(leaders.items(), key=lambda kv: (-kv[1], kv[0]))[0]
             sentence += f" The category winner most often: {top[0]} ({top[1]} of {n})."
@@ -369,18 +368,21 @@ def _told_and_blind(sd: StudyData, df: pd.DataFrame, metric: str, overall: Conte
 
 def overall_contests(sd: StudyData) -> list[dict]:
     """Per degradation x scale and contest metric, over all images: the best internal method against the best
-    external one (family_contest; None without both families), with each one's seconds and TFLOP per image, and
-    the group's rows. The document's sentences and the README's answer table are both read from these."""
+    external one (family_contest; None without both families), with each one's seconds and TFLOP per image, each
+    one's seconds mark (seconds_mark: "" or OTHER_MACHINE) and the group's rows. The document's sentences and the
+    README's answer table are both read from these."""
     out = []
+    main = main_device(sd.data.rows)
     for degradation, scale, df in _groups(sd):
         for metric in CONTEST_METRICS:
             if metric not in set(df["metric"]):
                 continue
             c = family_contest(sd.data, df, metric)
-            costs = {side: cost(df, c.best if side == "internal" else c.other) if c else (math.nan, math.nan)
-                     for side in ("internal", "external")}
+            methods = {"internal": c.best if c else None, "external": c.other if c else None}
+            costs = {side: cost(df, m) for side, m in methods.items()}
+            marks = {side: seconds_mark(df, m, main) for side, m in methods.items()}
             out.append({"degradation": degradation, "scale": scale, "metric": metric, "contest": c, "cost": costs,
-                        "rows": df})
+                        "marks": marks, "rows": df})
     return out
 
 
