@@ -338,7 +338,9 @@ def wins_and_losses(sd: StudyData) -> list[str]:
         sentence = "; ".join(parts) + "."
         (o_seconds, _), (x_seconds, _) = row["cost"]["internal"], row["cost"]["external"]
         sentence += (f" Over all images {overall.best} against {overall.other}: "
-                     f"{fmt_interval(metric, overall)}{unit} (95 % interval), better on {overall.wins} of "
+                     f"{fmt_interval(metric, overall)}{unit}"
+                     + (" (95 % interval)" if math.isfinite(overall.ci) else " (one image pair: no interval)")
+                     + f", better on {overall.wins} of "
                      f"{overall.n} images, at {fmt_seconds(o_seconds)}{row['marks']['internal']} s "
                      f"against {fmt_seconds(x_seconds)}{row['marks']['external']} s per image.")
         if leaders:
@@ -442,8 +444,8 @@ def caveats(sd: StudyData) -> list[str]:
     for o in sd.other_configs:
         lines.append(f"Not shown: {o['cells']} cell(s) of {o['method']} [{o['degradation']}] in "
                      f"`{_rel(o['folder'], study.root)}` computed under another configuration "
-                     f"({', '.join(o['config_ids'])}) than the study's ({o['planned']}), e.g. before the method's "
-                     "version changed; `make study` computes the study's own.")
+                     f"({', '.join(o['config_ids'])}) than the study's ({o['planned']}): another method version, "
+                     "precision, profile or option; `make study` computes the study's own.")
     lines += _completeness(sd)
     rows = sd.data.rows
     if FLOPS_METRIC not in set(rows["metric"]) if len(rows) else True:
