@@ -422,10 +422,15 @@ def test_run_takes_the_cheapest_units_first(tmp_path):
 TOLD_GAIN = {"test-internal-told": 2.0, "test-external-told": 1.0}  # PSNR-Y above test-external on every image
 
 
-def _fixture_study(root: Path, told: bool = False) -> tuple[np.ndarray, list[str]]:
+# zssr-fast+kernelgan minus zssr-fast per builtin image (kernel_sources=True); the image at index 5 fell back to bicubic
+KERNELGAN_GAIN = np.array([1.0, 2.0, -0.4, 1.5, 0.5, 0.0, 0.8])
+
+
+def _fixture_study(root: Path, told: bool = False, kernel_sources: bool = False) -> tuple[np.ndarray, list[str]]:
     """A committed-style study written by hand: results.csv and run.json of two methods on the 7 builtin images,
     with seconds and flops rows; returns the paired PSNR-Y differences (internal - external) and the images.
-    told=True adds an internal and an external method told the kernel (non-blind), TOLD_GAIN dB above."""
+    told=True adds an internal and an external method told the kernel (non-blind), TOLD_GAIN dB above;
+    kernel_sources=True adds zssr-fast and zssr-fast+kernelgan (KERNELGAN_GAIN above it, with kernel-decision rows)."""
     import json
 
     from bench.datasets import load_dataset
@@ -435,6 +440,8 @@ def _fixture_study(root: Path, told: bool = False) -> tuple[np.ndarray, list[str
     methods = [("test-internal", "internal", 30.0, 2e12), ("test-external", "external", 1.0, 5e11)]
     if told:
         methods += [("test-internal-told", "internal", 30.0, 2e12), ("test-external-told", "external", 1.0, 5e11)]
+    if kernel_sources:
+        methods += [("zssr-fast", "internal", 30.0, 2e12), ("zssr-fast+kernelgan", "internal", 200.0, 3e13)]
     (root / "studies" / "fix.toml").write_text('datasets = ["builtin"]\ndegradations = ["bicubic"]\nscales = [2]\n'
                                               f'methods = {[m[0] for m in methods]!r}\nprofile = "quick"\n'
                                               .replace("'", '"'))
@@ -444,13 +451,16 @@ def _fixture_study(root: Path, told: bool = False) -> tuple[np.ndarray, list[str
         folder = root / "reports" / "studies" / "fix" / "builtin-bicubic-seed0" / method
         writer = ResultsWriter(folder / "results.csv")
         for k, im in enumerate(images):
-            psnr = float(30 + 0.1 * k + (gains[k] if method == "test-internal" else TOLD_GAIN.get(method, 0.0)))
+            psnr = float(30 + 0.1 * k + (gains[k] if method == "test-internal" else TOLD_GAIN.get(method, 0.0))
+                         + (KERNELGAN_GAIN[k] if method == "zssr-fast+kernelgan" else 0.0))
             base = dict(dataset="builtin", category=im.category, image=im.name, image_sha=im.content_id,
                         degradation="bicubic", scale=2, method=method, config_id=f"cfg-{family}", protocol="rgb",
                         profile="quick", native_scale="True", device="fixture CPU", session="s", output="", note="")
             writer.append([{**base, "metric": "psnr-y", "value": psnr, "status": "ok"},
                            {**base, "metric": "seconds-total", "value": seconds, "status": "ok"},
                            {**base, "metric": "flops", "value": flops, "status": "ok"},
+                           *([{**base, "metric": "kernel-decision", "value": 2.0 if k == 5 else 0.0, "status": "ok"}]
+                             if method == "zssr-fast+kernelgan" else []),
                            {**base, "metric": END_METRIC, "value": 3.0, "status": "ok"}])
         (folder / "run.json").write_text(json.dumps({
             "git_revision": "fixture", "device": {"type": "cpu", "name": "fixture CPU"},
@@ -487,6 +497,34 @@ def test_fixture_study_numbers_flops_and_sentences(tmp_path, capsys):
            "images, at 30 s against 1 s per image." in text
     assert "No plan.json" in text and "fixture CPU" in text and lost
     assert (root / "docs" / "studies" / "fix" / "frontier.png").is_file()
+
+
+def test_kernel_source_effects_pair_each_source_with_its_preset(tmp_path, capsys):
+    """What the kernel source does: zssr-fast+kernelgan against zssr-fast, paired per image, with the worst image
+    and the cells that used the estimate; methods without a kernel source are not paired."""
+    from scipy import stats
+
+    root = tmp_path / "repo"
+    _, images = _fixture_study(root, kernel_sources=True)
+    assert _run(["render", "fix", "--root", str(root)], capsys)[0] == 0
+    text = (root / "docs" / "studies" / "fix.md").read_text()
+    g = KERNELGAN_GAIN
+    half = stats.t.ppf(0.975, len(g) - 1) * g.std(ddof=1) / math.sqrt(len(g))
+    worst = images[int(np.argmin(g))]
+    assert "## What the kernel source does" in text
+    assert (f"- Under bicubic ×2, psnr-y: zssr-fast+kernelgan against zssr-fast: +{g.mean():.2f} "
+            f"[{g.mean() - half:.2f}, {g.mean() + half:.2f}] dB, better on 5 of 7 images, worst -0.40 dB ({worst}); "
+            "the estimate used on 6 of 7 cells, bicubic on the others.") in text, text
+    assert "test-internal against" not in text.split("## What the kernel source does")[1].split("##")[0]
+    html = (root / "docs" / "studies" / "fix.html").read_text()
+    assert 'id="kernel-source"' in html and "zssr-fast+kernelgan against zssr-fast" in html
+
+
+def test_no_kernel_source_section_without_kernel_sources(tmp_path, capsys):
+    root = tmp_path / "repo"
+    _fixture_study(root)
+    assert _run(["render", "fix", "--root", str(root)], capsys)[0] == 0
+    assert "What the kernel source does" not in (root / "docs" / "studies" / "fix.md").read_text()
 
 
 COMMITTED_DOCS = sorted((REPO / "docs" / "studies").glob("*.md"))

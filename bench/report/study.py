@@ -5,7 +5,8 @@ results give the same bytes.
 It answers first: one table, per category x degradation x scale, of the best method on PSNR-Y and on LPIPS, its
 family, the best method of the other family (internal against external), their paired mean difference with its 95 %
 t-interval, wins out of images, and cost (seconds, and TFLOP where `flops` rows exist). Then generated sentences on
-where internal learning wins and loses, the per-category detail, the frontier, and the caveats. Crops of the largest
+where internal learning wins and loses, what each ZSSR kernel source (told, or KernelGAN's blind estimate) does
+against the same preset assuming bicubic, the per-category detail, the frontier, and the caveats. Crops of the largest
 disagreements need the SR images, which are not committed: `render_crops()` writes them to a separate, uncommitted page.
 """
 from __future__ import annotations
@@ -368,6 +369,54 @@ def _told_and_blind(sd: StudyData, df: pd.DataFrame, metric: str, overall: Conte
     return (" Within equal knowledge: " + "; ".join(parts) + ".") if parts else ""
 
 
+KERNEL_EFFECT_METRIC = "psnr-y"
+
+
+def _kernel_source_base(method: str) -> tuple[str, str] | None:
+    """(source, the same preset assuming bicubic) of a ZSSR kernel-source method ("zssr-fast+kernelgan" ->
+    ("kernelgan", "zssr-fast")); None for every other method."""
+    from baselines.zssr_presets import kernel_source_name, parse_kernel_source
+
+    try:
+        preset, source = parse_kernel_source(method)
+    except KeyError:
+        return None
+    return None if source == "bicubic" else (source, kernel_source_name(preset, "bicubic"))
+
+
+def kernel_source_effects(sd: StudyData) -> list[str]:
+    """Per degradation x scale, what a ZSSR preset gains from its kernel source: each "<preset>+<source>" method
+    against the same preset assuming bicubic, paired over the images both have (mean with its 95 % interval, images
+    better, the worst image), and for a blind estimate how many cells used it rather than falling back to bicubic.
+    The test of a blind method is that it never does much harm where it cannot help."""
+    from baselines.kernel_decision import DECISION_CODES
+
+    lines, metric = [], KERNEL_EFFECT_METRIC
+    for degradation, scale, df in _groups(sd):
+        parts = []
+        for method in sd.data.methods_in(df[df["metric"] == metric]):
+            pair = _kernel_source_base(method)
+            if pair is None or not (df["method"] == pair[1]).any():
+                continue
+            diff = paired_differences(sd.data, df, method, pair[1], metric)
+            diff = diff[np.isfinite(diff.values)]
+            if not len(diff):
+                continue
+            margin, ci, n = mean_ci(diff.values)
+            text = (f"{method} against {pair[1]}: {_signed(metric, margin)}"
+                    + (f" [{decimals(metric, margin - ci)}, {decimals(metric, margin + ci)}]" if math.isfinite(ci)
+                       else "") + f"{_unit(metric)}, better on {int((diff > 0).sum())} of {n} images, worst "
+                    f"{_signed(metric, float(diff.iloc[0]))}{_unit(metric)} ({diff.index[0]})")
+            decisions = df[(df["method"] == method) & (df["metric"] == "kernel-decision")]["value"]
+            if len(decisions):
+                used = int((decisions == DECISION_CODES["use"]).sum())
+                text += f"; the estimate used on {used} of {len(decisions)} cells, bicubic on the others"
+            parts.append(text)
+        if parts:
+            lines.append(f"Under {degradation} ×{scale}, {metric}: " + "; ".join(parts) + ".")
+    return lines
+
+
 def overall_contests(sd: StudyData) -> list[dict]:
     """Per degradation x scale and contest metric, over all images: the best internal method against the best
     external one (family_contest; None without both families), with each one's seconds and TFLOP per image, each
@@ -679,6 +728,7 @@ def build_context(sd: StudyData, frontier_rel: str | None) -> dict:
                          "seeds": ", ".join(map(str, study.seeds))},
             "families": {m: sd.data.family(m) for m in sd.data.methods},
             "answer": answer_rows(sd), "wins_losses": wins_and_losses(sd), "details": details,
+            "kernel_effects": kernel_source_effects(sd),
             "frontier": frontier_rel, "caveats": caveats(sd), "machines": machine_costs(sd),
             "command": f"make study STUDY={study.name} RENDER_ONLY=1"}
 
