@@ -514,7 +514,7 @@ def test_kernel_source_effects_pair_each_source_with_its_preset(tmp_path, capsys
     assert "## What the kernel source does" in text
     assert (f"- Under bicubic ×2, psnr-y: zssr-fast+kernelgan against zssr-fast: +{g.mean():.2f} "
             f"[{g.mean() - half:.2f}, {g.mean() + half:.2f}] dB, better on 5 of 7 images, worst -0.40 dB ({worst}); "
-            "the estimate used on 6 of 7 cells, bicubic on the others.") in text, text
+            "the estimate used on 6 of 7 cells, bicubic on 1.") in text, text
     assert "test-internal against" not in text.split("## What the kernel source does")[1].split("##")[0]
     html = (root / "docs" / "studies" / "fix.html").read_text()
     assert 'id="kernel-source"' in html and "zssr-fast+kernelgan against zssr-fast" in html

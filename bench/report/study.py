@@ -409,8 +409,10 @@ def kernel_source_effects(sd: StudyData) -> list[str]:
                     f"{_signed(metric, float(diff.iloc[0]))}{_unit(metric)} ({diff.index[0]})")
             decisions = df[(df["method"] == method) & (df["metric"] == "kernel-decision")]["value"]
             if len(decisions):
-                used = int((decisions == DECISION_CODES["use"]).sum())
-                text += f"; the estimate used on {used} of {len(decisions)} cells, bicubic on the others"
+                counts = {name: int((decisions == code).sum()) for name, code in DECISION_CODES.items()}
+                text += (f"; the estimate used on {counts['use']} of {len(decisions)} cells"
+                         + (f", re-estimated on {counts['re-estimate']}" if counts["re-estimate"] else "")
+                         + (f", bicubic on {counts['bicubic']}" if counts["bicubic"] else ""))
             parts.append(text)
         if parts:
             lines.append(f"Under {degradation} ×{scale}, {metric}: " + "; ".join(parts) + ".")
