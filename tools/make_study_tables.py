@@ -129,8 +129,8 @@ def answer_block(study: str = "internal-vs-external", docs: str = "docs/", root:
              "internal is better, and each one's seconds and TFLOP per image"
              + ("; *(told)*: told the true kernel and noise (non-blind), the others see the LR image only" if told
                 else "")
-             + (f"; {OTHER_MACHINE}: seconds measured, at least in part, on another machine than {main_device(rows)} (the "
-                "document's caveats say which)" if marked else "") + ".", "",
+             + (f"; {OTHER_MACHINE}: seconds measured, at least in part, on another machine than "
+                f"{main_device(rows)} (the document's caveats say which)" if marked else "") + ".", "",
              "| degradation | scale | metric | best internal | best external | internal minus external | "
              "internal better on | s / image (internal / external) | TFLOP / image (internal / external) |",
              "|---|---|---|---|---|---:|---:|---:|---:|"]

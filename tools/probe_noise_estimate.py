@@ -18,6 +18,7 @@ use).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -42,6 +43,13 @@ def noise_sigma(lr: np.ndarray) -> float:
     return float(np.mean(sigmas))
 
 
+def drawn_and_estimated(degradation, dataset, image, scale: int) -> tuple[float, int, float]:
+    """(drawn noise sigma or 0, JPEG quality or 0, estimated sigma) of one image's LR input."""
+    _, lr, real = degradation.make_pair(dataset.load(image), scale, name=image.name, y_only=False,
+                                        image_id=image.content_id)
+    return real.noise_sigma or 0.0, real.jpeg_quality or 0, noise_sigma(lr)
+
+
 def study_table(folder: Path, preset: str, scale: int) -> None:
     """Per image of `folder` that <preset>+kernelgan ran on: what realistic drew, the estimate, the PSNR-Y of each
     kernel source (from the folder's results.csv files)."""
@@ -58,13 +66,12 @@ def study_table(folder: Path, preset: str, scale: int) -> None:
                                                          aggfunc="last")
     dataset = load_dataset(str(rows["dataset"].iloc[0]))
     by_name = {im.name: im for im in dataset.images}
-    degradation = parse(str(rows["degradation"].iloc[0]).split(".v")[0])
+    # the spec the run was made with, as its run.json records it beside the versioned id of the rows
+    run = json.loads((folder / blind / "run.json").read_text())
+    degradation = parse(next(d["spec"] for d in run["degradations"] if d["id"] == rows["degradation"].iloc[0]))
     out = []
     for name, psnr in table.iterrows():
-        image = by_name[name]
-        _, lr, real = degradation.make_pair(dataset.load(image), scale, name=name, y_only=False,
-                                            image_id=image.content_id)
-        out.append((real.noise_sigma or 0.0, real.jpeg_quality or 0, noise_sigma(lr), name, psnr.get("bicubic"),
+        out.append((*drawn_and_estimated(degradation, dataset, by_name[name], scale), name, psnr.get("bicubic"),
                     psnr[preset], psnr[blind], psnr.get(f"{preset}+true-kernel")))
     print(f"| image | drawn sigma | JPEG quality | estimated sigma | bicubic | {preset} | {blind} | told | "
           f"{blind} minus {preset} |")
@@ -91,11 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_dataset(args.dataset)
     for spec in args.degradations.split(","):
         degradation = parse(spec)
-        rows = []
-        for image in dataset.images:
-            _, lr, real = degradation.make_pair(dataset.load(image), args.scale, name=image.name, y_only=False,
-                                                image_id=image.content_id)
-            rows.append((real.noise_sigma or 0.0, real.jpeg_quality or 0, noise_sigma(lr)))
+        rows = [drawn_and_estimated(degradation, dataset, image, args.scale) for image in dataset.images]
         est = np.array([r[2] for r in rows])
         print(f"{spec} x{args.scale}, {len(rows)} images: estimated sigma min {est.min():.2f}, median "
               f"{np.median(est):.2f}, max {est.max():.2f}")

@@ -231,9 +231,14 @@ def _unit(metric: str) -> str:
 def fmt_interval(metric: str, c: Contest) -> str:
     if c.other is None or c.n == 0:
         return "n/a"
-    text = ("+" if c.margin >= 0 else "") + decimals(metric, c.margin)
-    if math.isfinite(c.ci):
-        text += f" [{decimals(metric, c.margin - c.ci)}, {decimals(metric, c.margin + c.ci)}]"
+    return fmt_margin(metric, c.margin, c.ci)
+
+
+def fmt_margin(metric: str, margin: float, ci: float) -> str:
+    """A signed paired mean difference with its 95 % interval ("+1.49 [1.02, 1.95]"; no interval where ci is NaN)."""
+    text = ("+" if margin >= 0 else "") + decimals(metric, margin)
+    if math.isfinite(ci):
+        text += f" [{decimals(metric, margin - ci)}, {decimals(metric, margin + ci)}]"
     return text
 
 
@@ -403,10 +408,9 @@ def kernel_source_effects(sd: StudyData) -> list[str]:
             if not len(diff):
                 continue
             margin, ci, n = mean_ci(diff.values)
-            text = (f"{method} against {pair[1]}: {_signed(metric, margin)}"
-                    + (f" [{decimals(metric, margin - ci)}, {decimals(metric, margin + ci)}]" if math.isfinite(ci)
-                       else "") + f"{_unit(metric)}, better on {int((diff > 0).sum())} of {n} images, worst "
-                    f"{_signed(metric, float(diff.iloc[0]))}{_unit(metric)} ({diff.index[0]})")
+            text = (f"{method} against {pair[1]}: {fmt_margin(metric, margin, ci)}{_unit(metric)}, better on "
+                    f"{int((diff > 0).sum())} of {n} images, worst {_signed(metric, float(diff.iloc[0]))}"
+                    f"{_unit(metric)} ({diff.index[0]})")
             decisions = df[(df["method"] == method) & (df["metric"] == "kernel-decision")]["value"]
             if len(decisions):
                 counts = {name: int((decisions == code).sum()) for name, code in DECISION_CODES.items()}
